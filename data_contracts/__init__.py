@@ -1,0 +1,1 @@
+"""Data contracts: table declarations, validation, reference data and the data dictionary."""

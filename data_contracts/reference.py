@@ -1,0 +1,77 @@
+"""Reference data shipped with riskstrat: code lists and unit costs, each with source and year."""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+
+
+@dataclass(frozen=True)
+class CodeList:
+    name: str
+    source: str
+    year: str
+    codes: dict[str, str]
+    group: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def accepted(self) -> set[str]:
+        """Every value a file may carry: current codes and legacy aliases."""
+        return set(self.codes) | set(self.aliases)
+
+    def codes_in_group(self, *groups: str) -> list[str]:
+        return sorted(code for code, g in self.group.items() if g in groups)
+
+
+@cache
+def codelists() -> dict[str, CodeList]:
+    with open(REFERENCE_DIR / "codelists.toml", "rb") as fh:
+        raw = tomllib.load(fh)
+    return {
+        name: CodeList(
+            name=name,
+            source=spec["source"],
+            year=str(spec["year"]),
+            codes=dict(spec["codes"]),
+            group=dict(spec.get("group", {})),
+            aliases=dict(spec.get("aliases", {})),
+        )
+        for name, spec in raw.items()
+    }
+
+
+def codelist(name: str) -> CodeList:
+    return codelists()[name]
+
+
+@dataclass(frozen=True)
+class UnitCost:
+    setting: str
+    unit: str
+    cost_gbp: float
+    price_year: str
+    source: str
+
+
+@cache
+def unit_costs() -> dict[str, UnitCost]:
+    with open(REFERENCE_DIR / "unit_costs.csv", newline="") as fh:
+        return {
+            row["setting"]: UnitCost(
+                setting=row["setting"],
+                unit=row["unit"],
+                cost_gbp=float(row["cost_gbp"]),
+                price_year=row["price_year"],
+                source=row["source"],
+            )
+            for row in csv.DictReader(fh)
+        }
+
+
+def unit_cost(setting: str) -> float:
+    return unit_costs()[setting].cost_gbp

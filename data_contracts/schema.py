@@ -1,0 +1,97 @@
+"""The vocabulary of a data contract: typed columns and tables with a declared grain.
+
+A table is declared once (see `tables.py`); that declaration drives row validation, the DuckDB DDL
+and the generated data dictionary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from data_contracts.reference import codelist
+
+ColumnType = Literal["string", "int", "float", "date", "bool"]
+
+DUCKDB_TYPES: dict[str, str] = {
+    "string": "VARCHAR",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "date": "DATE",
+    "bool": "BOOLEAN",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    description: str
+    required: bool = False
+    codelist: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    # Dates that must not lie after the batch's extract date nor before the person's birth.
+    event_date: bool = False
+    # Filled in by the loader (imputation, lineage), never expected in an input file.
+    derived: bool = False
+
+    @property
+    def duckdb_type(self) -> str:
+        return DUCKDB_TYPES[self.type]
+
+    def allowed_values(self) -> set[str] | None:
+        return codelist(self.codelist).accepted() if self.codelist else None
+
+
+@dataclass(frozen=True)
+class OrderRule:
+    """`later` must not be before `earlier` when both are present."""
+
+    earlier: str
+    later: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    grain: tuple[str, ...]
+    columns: tuple[Column, ...]
+    order_rules: tuple[OrderRule, ...] = ()
+    # Activity tables reference persons; persons and teams do not.
+    person_linked: bool = True
+    # Unit-cost setting used to impute a missing `cost` (None: the table has its own rule or no cost).
+    cost_setting: str | None = None
+    notes: str = ""
+    lineage_columns: tuple[Column, ...] = field(
+        default=(
+            Column("batch_id", "string", "Batch the row was last loaded from.", derived=True),
+        )
+    )
+
+    @property
+    def input_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if not c.derived)
+
+    @property
+    def all_columns(self) -> tuple[Column, ...]:
+        return self.columns + self.lineage_columns
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.input_columns if c.required)
+
+    def column(self, name: str) -> Column:
+        for c in self.all_columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    def ddl(self, table_name: str | None = None) -> str:
+        """DuckDB DDL. The grain is enforced by the loader (replace-by-key), not by a PRIMARY KEY:
+        DuckDB's ART index over tens of millions of string keys costs memory and slows bulk loads."""
+        cols = ",\n  ".join(f"{c.name} {c.duckdb_type}" for c in self.all_columns)
+        return f"CREATE TABLE IF NOT EXISTS {table_name or self.name} (\n  {cols}\n)"
