@@ -38,7 +38,7 @@ def _table_section(table: Table) -> list[str]:
         lines.append(f"| `{c.name}` | {c.type} | {required} | {c.description} | {_rules(c)} |")
     for rule in table.order_rules:
         lines.append(f"\nRule: `{rule.later}` must not be before `{rule.earlier}` (quarantine reason `{rule.reason}`).")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def render_data_dictionary() -> str:
@@ -54,13 +54,22 @@ def render_data_dictionary() -> str:
         lines += _table_section(table)
     lines += ["# Code lists", ""]
     for cl in codelists().values():
-        lines += [f"## Code list `{cl.name}`", "", f"Source: {cl.source} ({cl.year}).", "", "| code | label | group |", "|---|---|---|"]
+        lines += [
+            f"## Code list `{cl.name}`",
+            "",
+            f"Source: {cl.source} ({cl.year}).",
+            "",
+            "| code | label | group |",
+            "|---|---|---|",
+        ]
         lines += [f"| `{code}` | {label} | {cl.group.get(code, '')} |" for code, label in cl.codes.items()]
         if cl.aliases:
             lines += ["", "Accepted legacy values: " + "; ".join(f"`{a}` → `{c}`" for a, c in cl.aliases.items()) + "."]
         lines.append("")
     lines += ["# Unit costs", "", "| setting | unit | GBP | price year | source |", "|---|---|---|---|---|"]
-    lines += [f"| {u.setting} | {u.unit} | {u.cost_gbp:g} | {u.price_year} | {u.source} |" for u in unit_costs().values()]
+    lines += [
+        f"| {u.setting} | {u.unit} | {u.cost_gbp:g} | {u.price_year} | {u.source} |" for u in unit_costs().values()
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -67,9 +67,7 @@ class Table:
     cost_setting: str | None = None
     notes: str = ""
     lineage_columns: tuple[Column, ...] = field(
-        default=(
-            Column("batch_id", "string", "Batch the row was last loaded from.", derived=True),
-        )
+        default=(Column("batch_id", "string", "Batch the row was last loaded from.", derived=True),)
     )
 
     @property

@@ -15,8 +15,12 @@ def _person_id(description: str = "Pseudonymised person id (e.g. a pseudonymised
 
 def _cost(what: str) -> tuple[Column, Column]:
     return (
-        Column("cost", "float", f"Cost of the {what} in GBP; imputed from the unit-cost table when missing.", minimum=0),
-        Column("cost_imputed", "bool", "True when `cost` was imputed from the reference unit-cost table.", derived=True),
+        Column(
+            "cost", "float", f"Cost of the {what} in GBP; imputed from the unit-cost table when missing.", minimum=0
+        ),
+        Column(
+            "cost_imputed", "bool", "True when `cost` was imputed from the reference unit-cost table.", derived=True
+        ),
     )
 
 
@@ -59,14 +63,42 @@ APC_SPELLS = Table(
         Column("spell_id", "string", "Spell identifier.", required=True),
         _person_id(),
         Column("admission_date", "date", "Date of admission.", required=True, event_date=True),
-        Column("discharge_date", "date", "Date of discharge; empty while the person is still in hospital.", event_date=True),
-        Column("admission_method", "string", "Admission method (emergency 21-28, 2A-2D; elective 11-13).", required=True, codelist="admission_method"),
+        Column(
+            "discharge_date", "date", "Date of discharge; empty while the person is still in hospital.", event_date=True
+        ),
+        Column(
+            "admission_method",
+            "string",
+            "Admission method (emergency 21-28, 2A-2D; elective 11-13).",
+            required=True,
+            codelist="admission_method",
+        ),
         Column("discharge_method", "string", "Discharge method (4 = died).", codelist="discharge_method"),
-        Column("discharge_destination", "string", "Discharge destination (19 usual residence, 54/65/85 care home, 79 died).", codelist="apc_discharge_destination"),
-        Column("primary_diagnosis", "string", "Primary diagnosis, ICD-10, 3 or 4 characters without the dot.", pattern=r"^[A-Z][0-9]{2}[0-9A-Z]?$"),
-        Column("secondary_diagnoses", "string", "Secondary diagnoses, ICD-10 codes separated by ';'.", pattern=r"^([A-Z][0-9]{2}[0-9A-Z]?)(;[A-Z][0-9]{2}[0-9A-Z]?)*$"),
+        Column(
+            "discharge_destination",
+            "string",
+            "Discharge destination (19 usual residence, 54/65/85 care home, 79 died).",
+            codelist="apc_discharge_destination",
+        ),
+        Column(
+            "primary_diagnosis",
+            "string",
+            "Primary diagnosis, ICD-10, 3 or 4 characters without the dot.",
+            pattern=r"^[A-Z][0-9]{2}[0-9A-Z]?$",
+        ),
+        Column(
+            "secondary_diagnoses",
+            "string",
+            "Secondary diagnoses, ICD-10 codes separated by ';'.",
+            pattern=r"^([A-Z][0-9]{2}[0-9A-Z]?)(;[A-Z][0-9]{2}[0-9A-Z]?)*$",
+        ),
         Column("treatment_function_code", "string", "Treatment function (specialty) code.", pattern=r"^[0-9]{3}$"),
-        Column("discharge_ready_date", "date", "Date the person was ready for discharge; days after it are delayed-discharge days.", event_date=True),
+        Column(
+            "discharge_ready_date",
+            "date",
+            "Date the person was ready for discharge; days after it are delayed-discharge days.",
+            event_date=True,
+        ),
         *_cost("spell"),
     ),
     order_rules=(
@@ -84,8 +116,19 @@ AE_ATTENDANCES = Table(
         Column("attendance_id", "string", "Attendance identifier.", required=True),
         _person_id(),
         Column("arrival_date", "date", "Date of arrival.", required=True, event_date=True),
-        Column("department_type", "string", "Emergency care department type (01-04).", required=True, codelist="ae_department_type"),
-        Column("discharge_destination_group", "string", "Where the person went after the attendance.", codelist="ae_discharge_destination_group"),
+        Column(
+            "department_type",
+            "string",
+            "Emergency care department type (01-04).",
+            required=True,
+            codelist="ae_department_type",
+        ),
+        Column(
+            "discharge_destination_group",
+            "string",
+            "Where the person went after the attendance.",
+            codelist="ae_discharge_destination_group",
+        ),
         *_cost("attendance"),
     ),
 )
@@ -100,7 +143,13 @@ OP_APPOINTMENTS = Table(
         Column("appointment_id", "string", "Appointment identifier.", required=True),
         _person_id(),
         Column("appointment_date", "date", "Date of the appointment.", required=True, event_date=True),
-        Column("attendance_status", "string", "Attended or did not attend (3 and 7 = DNA).", required=True, codelist="op_attendance_status"),
+        Column(
+            "attendance_status",
+            "string",
+            "Attended or did not attend (3 and 7 = DNA).",
+            required=True,
+            codelist="op_attendance_status",
+        ),
         Column("first_attendance", "bool", "True for a first appointment, false for a follow-up."),
         Column("treatment_function_code", "string", "Treatment function (specialty) code.", pattern=r"^[0-9]{3}$"),
         *_cost("appointment"),
@@ -145,7 +194,13 @@ PRESCRIPTIONS = Table(
         Column("prescription_id", "string", "Prescription identifier.", required=True),
         _person_id(),
         Column("issue_date", "date", "Date of issue.", required=True, event_date=True),
-        Column("bnf_code", "string", "BNF code; its first 4 characters are the BNF section.", required=True, pattern=r"^[0-9]{4}[0-9A-Z]*$"),
+        Column(
+            "bnf_code",
+            "string",
+            "BNF code; its first 4 characters are the BNF section.",
+            required=True,
+            pattern=r"^[0-9]{4}[0-9A-Z]*$",
+        ),
         Column("items", "int", "Number of items.", required=True, minimum=1),
         *_cost("issue"),
     ),
@@ -158,7 +213,13 @@ CONDITIONS = Table(
     grain=("person_id", "condition"),
     columns=(
         _person_id(),
-        Column("condition", "string", "Long-term condition (QOF register group).", required=True, codelist="long_term_condition"),
+        Column(
+            "condition",
+            "string",
+            "Long-term condition (QOF register group).",
+            required=True,
+            codelist="long_term_condition",
+        ),
         Column("recorded_date", "date", "Date first recorded.", required=True, event_date=True),
     ),
 )
@@ -171,17 +232,26 @@ ASC_EVENTS = Table(
         Column("event_id", "string", "Event identifier.", required=True),
         _person_id(),
         Column("la_code", "string", "Local authority code.", required=True),
-        Column("event_type", "string", "Request, Assessment, Service or Review.", required=True, codelist="asc_event_type"),
+        Column(
+            "event_type", "string", "Request, Assessment, Service or Review.", required=True, codelist="asc_event_type"
+        ),
         Column("event_start_date", "date", "Start of the event.", required=True, event_date=True),
         Column("event_end_date", "date", "End of the event; empty = ongoing.", event_date=True),
-        Column("service_type", "string", "CLD Release 2 service type (Release 1 values are mapped).", codelist="asc_service_type"),
+        Column(
+            "service_type",
+            "string",
+            "CLD Release 2 service type (Release 1 values are mapped).",
+            codelist="asc_service_type",
+        ),
         Column("service_component", "string", "CLD Release 2 service component.", codelist="asc_service_component"),
         Column("primary_support_reason", "string", "Primary support reason.", codelist="asc_primary_support_reason"),
         Column("event_outcome", "string", "Event outcome.", codelist="asc_event_outcome"),
         Column("unit_cost", "float", "Unit cost in GBP.", minimum=0),
         Column("cost_frequency_unit_type", "string", "What the unit cost is per.", codelist="asc_cost_frequency"),
         Column("planned_units_per_week", "float", "Planned units per week (hours, days or sessions).", minimum=0),
-        Column("weekly_cost", "float", "Weekly cost derived by the CLD rule (one-off costs: the whole cost).", derived=True),
+        Column(
+            "weekly_cost", "float", "Weekly cost derived by the CLD rule (one-off costs: the whole cost).", derived=True
+        ),
         Column("cost_imputed", "bool", "True when the unit cost was imputed from the reference table.", derived=True),
     ),
     order_rules=(OrderRule("event_start_date", "event_end_date", "end_before_start"),),

@@ -1,0 +1,182 @@
+"""The `riskstrat` command line: one verb per step of the pipeline.
+
+Heavy libraries (Prefect, LightGBM, SHAP) are imported inside the commands that need them, so
+`riskstrat --help` and light commands start fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+import pipelines  # noqa: F401  (sets Prefect's environment defaults before any flow import)
+from pipelines.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="riskstrat",
+    help="Find the people most likely to become high-cost or frequent users of health and social care.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Settings file (TOML). Default: ./riskstrat.toml if present.")
+]
+HomeOption = Annotated[Path | None, typer.Option("--home", help="Folder for everything a run writes. Default: ./var")]
+DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB database file. Default: HOME/riskstrat.duckdb")]
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        force=True,
+    )
+    logging.getLogger("riskstrat").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
+    try:
+        return load_settings(config, {k: v for k, v in overrides.items() if v not in (None, {})})
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]settings error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _flow_overrides(settings: Settings) -> dict[str, Any]:
+    """Settings as nested JSON for a flow's parameters (flows reload them the same way)."""
+    return settings.to_dict()
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail in the log.")] = False) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def synth(
+    people: Annotated[int | None, typer.Option(help="How many people to generate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed: the same seed gives the same files.")] = None,
+    weeks: Annotated[int | None, typer.Option(help="Weekly batches after the history batch.")] = None,
+    dirty: Annotated[float | None, typer.Option(help="Share of rows planted with each class of bad input.")] = None,
+    file_format: Annotated[str | None, typer.Option("--format", help="parquet or csv.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder. Default: HOME/synthetic")] = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Generate a synthetic linked population as contract batches (plus the true outcome probabilities)."""
+    from data_contracts.synthetic import generate_population
+
+    synth_overrides = {"people": people, "weekly_batches": weeks, "dirty_rate": dirty, "file_format": file_format}
+    settings = _load(
+        config, {"home": home, "seed": seed, "synth": {k: v for k, v in synth_overrides.items() if v is not None}}
+    )
+    out_dir = out or settings.home / "synthetic"
+    started = time.perf_counter()
+    with _progress() as progress:
+        task_id = progress.add_task("generating", total=1.0)
+        result = generate_population(
+            out_dir,
+            settings.synth,
+            settings.seed,
+            progress=lambda stage, done: progress.update(task_id, description=stage, completed=done),
+        )
+    table = RichTable(title=f"Synthetic population: {settings.synth.people:,} people, seed {settings.seed}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in result.row_counts.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    console.print(f"{len(result.batch_dirs)} batches in {out_dir / 'batches'} ({time.perf_counter() - started:.1f} s)")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console)
+
+
+@app.command()
+def ingest(
+    batch_dirs: Annotated[
+        list[Path], typer.Argument(help="Batch folders (or a folder of batch folders), loaded in name order.")
+    ],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Validate batches against the data contracts and load them into DuckDB (atomic and idempotent per batch)."""
+    from pipelines.flows import ingest as ingest_flow
+
+    settings = _load(config, {"home": home, "db_path": db})
+    batches = _expand_batches(batch_dirs)
+    reports = ingest_flow(batch_dirs=[str(b) for b in batches], overrides=_flow_overrides(settings))
+    print_reconciliation(reports)
+
+
+def _expand_batches(paths: list[Path]) -> list[Path]:
+    batches: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            console.print(f"[red]{path} is not a folder[/red]")
+            raise typer.Exit(2)
+        children = sorted(p for p in path.iterdir() if p.is_dir())
+        is_batch = any(f.suffix in (".csv", ".parquet") for f in path.iterdir() if f.is_file())
+        batches.extend([path] if is_batch or not children else children)
+    return batches
+
+
+def print_reconciliation(reports: list[dict]) -> None:
+    table = RichTable(title="Ingest reconciliation (read = loaded + quarantined + excluded)")
+    for col in ("batch", "table", "read", "loaded", "quarantined", "excluded", "removed"):
+        table.add_column(col, justify="left" if col in ("batch", "table") else "right")
+    for report in reports:
+        for t in report["tables"]:
+            table.add_row(
+                report["batch_id"] + ("" if report["status"] == "loaded" else f" ({report['status']})"),
+                t["table"],
+                *(
+                    f"{t[k]:,}"
+                    for k in ("rows_read", "rows_loaded", "rows_quarantined", "rows_excluded", "rows_removed")
+                ),
+            )
+    console.print(table)
+
+
+@app.command()
+def dictionary(
+    out: Annotated[Path | None, typer.Option(help="Where to write it. Default: docs/data_dictionary.md")] = None,
+) -> None:
+    """Write the data dictionary generated from the contract declarations."""
+    from data_contracts.dictionary import DICTIONARY_PATH, write_data_dictionary
+
+    console.print(f"wrote {write_data_dictionary(out or DICTIONARY_PATH)}")
+
+
+@app.command()
+def demo(
+    people: Annotated[int | None, typer.Option(help="How many people to generate.")] = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Run the whole job end to end on a generated synthetic population."""
+    from pipelines.flows import demo as demo_flow
+
+    settings = _load(config, {"home": home, "synth": {"people": people} if people else {}})
+    started = time.perf_counter()
+    summary = demo_flow(overrides=_flow_overrides(settings))
+    print_reconciliation(summary["ingest"])
+    console.print(f"database: {settings.db}")
+    console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,53 @@
+"""Reading the DuckDB warehouse into Polars for the feature layer (the only place features' inputs are read)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from data_contracts.tables import TABLES
+
+
+def connect(db_path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    if read_only and not Path(db_path).exists():
+        raise FileNotFoundError(f"no riskstrat database at {db_path}: run `riskstrat ingest` first")
+    return duckdb.connect(str(db_path), read_only=read_only)
+
+
+def read_tables(db_path: Path, names: Iterable[str] | None = None) -> dict[str, pl.LazyFrame]:
+    """Contract tables as Polars LazyFrames (empty frames with the contract's columns for absent tables)."""
+    wanted = list(names) if names is not None else list(TABLES)
+    frames: dict[str, pl.LazyFrame] = {}
+    with connect(db_path) as con:
+        present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for name in wanted:
+            if name in present:
+                frames[name] = con.execute(f"SELECT * FROM {name}").pl().lazy()
+            else:
+                frames[name] = empty_table(name).lazy()
+    return frames
+
+
+_POLARS_TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "date": pl.Date(),
+    "bool": pl.Boolean(),
+}
+
+
+def empty_table(name: str) -> pl.DataFrame:
+    table = TABLES[name]
+    return pl.DataFrame(schema={c.name: _POLARS_TYPES[c.type] for c in table.all_columns})
+
+
+def latest_extract_date(db_path: Path) -> date | None:
+    """The newest batch's extract date: the default "as of" for scoring."""
+    with connect(db_path) as con:
+        row = con.execute("SELECT max(extract_date) FROM batches").fetchone()
+    return row[0] if row else None
