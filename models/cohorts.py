@@ -1,0 +1,116 @@
+"""From scores to cohorts: risk tiers, each team's capacity-cut list, and what changed since last week.
+
+Pure Polars over small, explicit frames, so every rule here is testable on named scenario people.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UNASSIGNED_TEAM = "unassigned"
+
+
+def assign_tiers(scores: pl.DataFrame, risk_col: str, tiers: dict[str, float]) -> pl.DataFrame:
+    """Rank everyone by risk (ties broken by person id, so the order is deterministic) and cut the
+    ranking into tiers by cumulative population share: {"very high": 0.005, "high": 0.05, ...}."""
+    cuts = sorted(tiers.items(), key=lambda kv: kv[1])
+    if not cuts or cuts[-1][1] < 1.0:
+        raise ValueError("the last tier must reach 1.0 (the whole population)")
+    n = scores.height
+    ranked = scores.sort([risk_col, "person_id"], descending=[True, False]).with_columns(
+        population_rank=pl.int_range(1, n + 1, dtype=pl.Int64)
+    )
+    share = pl.col("population_rank") / max(n, 1)
+    tier_expr = pl.when(share <= cuts[0][1]).then(pl.lit(cuts[0][0]))
+    for name, cut in cuts[1:]:
+        tier_expr = tier_expr.when(share <= cut).then(pl.lit(name))
+    return ranked.with_columns(tier=tier_expr.otherwise(pl.lit(cuts[-1][0])))
+
+
+def team_lists(scored: pl.DataFrame, teams: pl.DataFrame, risk_col: str) -> pl.DataFrame:
+    """Each team's people ordered by risk, cut at the team's capacity.
+
+    `scored` needs person_id, gp_practice and `risk_col`; `teams` maps gp_practice to team_id,
+    team_name and capacity. People whose practice has no team are never listed (they are counted
+    under the team id "unassigned" by `unassigned_count`).
+    """
+    with_team = scored.join(
+        teams.select("gp_practice", "team_id", "team_name", "capacity"), on="gp_practice", how="inner"
+    )
+    ranked = with_team.sort([risk_col, "person_id"], descending=[True, False]).with_columns(
+        rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("team_id")
+    )
+    return ranked.filter(pl.col("rank") <= pl.col("capacity")).sort(["team_id", "rank"])
+
+
+def unassigned_count(scored: pl.DataFrame, teams: pl.DataFrame) -> int:
+    return scored.join(teams.select("gp_practice"), on="gp_practice", how="anti").height
+
+
+def week_on_week(
+    current: pl.DataFrame,
+    previous: pl.DataFrame | None,
+    status: pl.DataFrame,
+    risk_col: str,
+    rising_threshold: float = 0.02,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Mark each listed person new / rising / falling / steady, and say why last week's people left.
+
+    current:  this week's lists (team_id, person_id, rank, `risk_col`).
+    previous: last week's lists (team_id, person_id, rank, risk) or None on the first run.
+    status:   one row per person on last week's lists: person_id, died (bool), opted_out (bool),
+              team_id_now (str or null). Reasons for leaving, in order: died, opted out, moved
+              team, risk fell. Opted-out leavers keep no id: they may only be counted.
+    A change of at least `rising_threshold` (absolute probability) counts as rising or falling.
+    """
+    if previous is None or previous.height == 0:
+        marked = current.with_columns(
+            on_last_weeks_list=pl.lit(False), previous_rank=pl.lit(None, pl.Int64), change=pl.lit("new")
+        )
+        empty = pl.DataFrame(
+            schema={"team_id": pl.String, "person_id": pl.String, "previous_rank": pl.Int64, "reason": pl.String}
+        )
+        return marked, empty
+    prev = previous.select(
+        "team_id", "person_id", pl.col("rank").alias("previous_rank"), pl.col("risk").alias("previous_risk")
+    )
+    delta = pl.col(risk_col) - pl.col("previous_risk")
+    marked = (
+        current.join(prev, on=["team_id", "person_id"], how="left")
+        .with_columns(
+            on_last_weeks_list=pl.col("previous_rank").is_not_null(),
+            change=pl.when(pl.col("previous_rank").is_null())
+            .then(pl.lit("new"))
+            .when(delta >= rising_threshold)
+            .then(pl.lit("rising"))
+            .when(delta <= -rising_threshold)
+            .then(pl.lit("falling"))
+            .otherwise(pl.lit("steady")),
+        )
+        .drop("previous_risk")
+    )
+    left = prev.join(current.select("team_id", "person_id"), on=["team_id", "person_id"], how="anti").join(
+        status, on="person_id", how="left"
+    )
+    reason = (
+        pl.when(pl.col("died").fill_null(False))
+        .then(pl.lit("died"))
+        .when(pl.col("opted_out").fill_null(False))
+        .then(pl.lit("opted out"))
+        .when(pl.col("team_id_now").is_not_null() & (pl.col("team_id_now") != pl.col("team_id")))
+        .then(pl.lit("moved team"))
+        .otherwise(pl.lit("risk fell"))
+    )
+    leavers = (
+        left.with_columns(reason=reason)
+        .with_columns(person_id=pl.when(pl.col("reason") == "opted out").then(None).otherwise(pl.col("person_id")))
+        .select("team_id", "person_id", "previous_rank", "reason")
+        .sort(["team_id", "previous_rank"])
+    )
+    return marked, leavers
+
+
+def age_band(age: pl.Expr) -> pl.Expr:
+    """Ten-year bands, 90+ open-ended: coarse enough for pseudonymised outputs."""
+    lower = (age // 10 * 10).clip(0, 90).cast(pl.Int64)
+    return pl.when(lower >= 90).then(pl.lit("90+")).otherwise(lower.cast(pl.String) + "-" + (lower + 9).cast(pl.String))
