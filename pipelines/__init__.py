@@ -9,6 +9,8 @@ telemetry call must not print errors). Anything already set in the environment w
 import os
 
 os.environ.setdefault("PREFECT_HOME", os.path.abspath(os.path.join("var", ".prefect")))
+# Prefect creates only the last folder of its home; make the whole path.
+os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
