@@ -36,6 +36,19 @@ class TrainingSettings:
     bootstrap_samples: int = 200
     seed: int = 20261124
     lgbm: LightGBMParams = field(default_factory=LightGBMParams)
+    # Operational cut-offs: PPV, sensitivity and events captured in the top fractions of the ranked list.
+    top_fractions: tuple[float, ...] = (0.005, 0.02, 0.05, 0.20)
+    # Subgroups smaller than this (or with fewer events / non-events) get no AUROC: too noisy to read.
+    subgroup_min_n: int = 100
+    subgroup_min_events: int = 10
+    # False positive / negative rates by subgroup are taken at this population cut (the "high" tier).
+    subgroup_flag_fraction: float = 0.05
+    # Mean |contribution| for the model card is computed on at most this many evaluation rows (TreeSHAP cost).
+    explain_sample_rows: int = 2000
+    # Promotion: a new model replaces the current one only if AUROC >= current - tolerance and
+    # Brier <= current + brier tolerance on the same evaluation rows (or when forced).
+    promotion_auroc_tolerance: float = 0.005
+    promotion_brier_tolerance: float = 0.005
 
 
 @dataclass

@@ -1,0 +1,444 @@
+"""Model cards in Markdown and HTML, with plots, rendered only from what a TrainedModel stores.
+
+The card is built once as a list of blocks (headings, paragraphs, lists, tables, images, code) and rendered
+to both formats, so the two never disagree. PNGs are written next to the card; the Markdown links them by
+relative path and the HTML embeds them as base64 so it can be mailed or attached on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from models.baselines import MODEL_NAME, format_estimate
+from models.metrics import top_label
+from models.training import TrainedModel
+
+INTENDED_USE = [
+    "Risk stratification for proactive case finding: ranking people so that multidisciplinary teams (MDTs) "
+    "can review those most likely to have the outcome in the next year and offer support early.",
+    "Lists are a starting point for clinical and social care judgement, reviewed by people who know the "
+    "person; each person on a list comes with the features that pushed their score up.",
+    "Capacity planning: the operational figures (PPV, sensitivity, events captured in the top 0.5%, 2%, 5% "
+    "and 20%) say how many people a team would need to see to reach how many future events.",
+]
+NOT_INTENDED_FOR = [
+    "Denying, rationing or withdrawing care, or deciding eligibility for services.",
+    "Individual diagnosis or prognosis outside an MDT review.",
+    "Evaluating whether case management works: people selected because they are high risk regress to the "
+    "mean, so before-and-after comparisons on the selected cohort mislead.",
+]
+KNOWN_LIMITATIONS = [
+    "Probabilities are calibrated on a held-out part of the fit period and checked on the evaluation period "
+    "only; calibration drifts when services, coding or the population change.",
+    "Drift: refit regularly and monitor. SPARRA v4 lost about 0.03 AUROC over two years without refitting.",
+    "The evidence that case management of high-risk people reduces admissions or cost is mixed (a 36-study "
+    "meta-analysis found no effect on cost or use; an English pilot saw +9% emergency admissions; the "
+    "PRISMATIC trial +1%). Evaluate any service built on these lists with comparison groups.",
+    "Cost is a biased label: at equal predicted cost, groups with less access to care are sicker "
+    "(Obermeyer et al., Science 2019). Prefer need-based outcomes (emergency admission, frequent use, care "
+    "home admission) and read the subgroup table: calibration across groups does not imply equal false "
+    "positive and false negative rates.",
+    "When trained on synthetic data (the demo), the figures describe the simulator, not real populations: "
+    "re-evaluate on local records before any use.",
+    "Explanations are contributions to the raw model's log-odds (TreeSHAP), not causal effects; they say why "
+    "the model scored a person highly, not what would lower their risk.",
+    "People without records (unregistered, recently arrived, opted out) cannot be scored; missing data "
+    "look like low use and hence low risk.",
+]
+SUMMARY_METRICS: tuple[str, ...] = ("auroc", "auprc", "brier", "calibration_slope", "calibration_intercept")
+
+
+# --------------------------------------------------------------------------------------------- blocks
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class BulletList:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Image:
+    filename: str
+    alt: str
+
+
+@dataclass
+class Code:
+    text: str
+
+
+Block = Heading | Paragraph | BulletList | Table | Image | Code
+
+
+def render_markdown(blocks: Sequence[Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append("#" * block.level + " " + block.text)
+        elif isinstance(block, Paragraph):
+            out.append(block.text)
+        elif isinstance(block, BulletList):
+            out.append("\n".join(f"- {item}" for item in block.items))
+        elif isinstance(block, Table):
+            header = [cell.replace("|", "\\|") for cell in block.header]
+            lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(block.header)]
+            lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in block.rows]
+            out.append("\n".join(lines))
+        elif isinstance(block, Image):
+            out.append(f"![{block.alt}]({block.filename})")
+        elif isinstance(block, Code):
+            out.append("```json\n" + block.text + "\n```")
+    return "\n\n".join(out) + "\n"
+
+
+HTML_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+img { max-width: 100%; }
+pre { background: #f5f5f5; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem; }
+"""
+
+
+def render_html(blocks: Sequence[Block], title: str, image_dir: Path) -> str:
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head><body>",
+    ]
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            out.append(f"<p>{html.escape(block.text)}</p>")
+        elif isinstance(block, BulletList):
+            out.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in block.items) + "</ul>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{html.escape(cell)}</th>" for cell in block.header)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in block.rows
+            )
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(block, Image):
+            data = base64.b64encode((image_dir / block.filename).read_bytes()).decode("ascii")
+            out.append(f'<img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">')
+        elif isinstance(block, Code):
+            out.append(f"<pre>{html.escape(block.text)}</pre>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- plots
+
+
+def _evaluations(
+    model: TrainedModel, baseline_evaluations: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, Mapping[str, Any]]:
+    """The model's own evaluation first, then the baselines (the model entry of a comparison is skipped)."""
+    evaluations: dict[str, Mapping[str, Any]] = {MODEL_NAME: model.metrics_}
+    for name, evaluation in (baseline_evaluations or {}).items():
+        if name != MODEL_NAME:
+            evaluations[name] = evaluation
+    return evaluations
+
+
+def write_plots(
+    model: TrainedModel,
+    out_dir: Path,
+    baseline_evaluations: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Path]:
+    """ROC, precision-recall, calibration (deciles), gains/lift and feature-contribution PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    evaluations = _evaluations(model, baseline_evaluations)
+    paths: dict[str, Path] = {}
+
+    def save(fig: Any, name: str) -> None:
+        path = out_dir / f"{name}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths[name] = path
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, evaluation in evaluations.items():
+        roc = evaluation["curves"].get("roc")
+        if roc:
+            auroc = evaluation["metrics"]["auroc"]["estimate"]
+            ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUROC {auroc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="False positive rate", ylabel="Sensitivity", title="ROC curve")
+    ax.legend(fontsize=7, loc="lower right")
+    save(fig, "roc")
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, evaluation in evaluations.items():
+        pr = evaluation["curves"].get("precision_recall")
+        if pr:
+            auprc = evaluation["metrics"]["auprc"]["estimate"]
+            ax.plot(pr["recall"], pr["precision"], label=f"{name} (AUPRC {auprc:.3f})")
+    ax.axhline(model.metrics_["prevalence"], color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="Sensitivity (recall)", ylabel="PPV (precision)", title="Precision-recall curve", ylim=(0, 1))
+    ax.legend(fontsize=7, loc="upper right")
+    save(fig, "precision_recall")
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    deciles = model.metrics_["deciles"]
+    predicted = [d["mean_predicted"] for d in deciles]
+    observed = [d["observed_rate"] for d in deciles]
+    lower = [
+        d["observed_rate"] - (d["observed_lo"] if d["observed_lo"] is not None else d["observed_rate"]) for d in deciles
+    ]
+    upper = [
+        (d["observed_hi"] if d["observed_hi"] is not None else d["observed_rate"]) - d["observed_rate"] for d in deciles
+    ]
+    ax.errorbar(predicted, observed, yerr=[lower, upper], fmt="o", capsize=3, label="deciles (95% interval)")
+    top = max([*predicted, *observed, 0.01]) * 1.05
+    ax.plot([0, top], [0, top], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    ax.set(
+        xlabel="Mean predicted probability",
+        ylabel="Observed rate",
+        title="Calibration by decile",
+        xlim=(0, top),
+        ylim=(0, top),
+    )
+    ax.legend(fontsize=7, loc="upper left")
+    save(fig, "calibration")
+
+    fig, (ax_gain, ax_lift) = plt.subplots(1, 2, figsize=(10, 4.5))
+    for name, evaluation in evaluations.items():
+        gains = evaluation["curves"].get("gains")
+        if gains:
+            x, y = gains["population_fraction"], gains["events_fraction"]
+            ax_gain.plot(x, y, label=name)
+            lift = [(yy / xx) if xx > 0 else float("nan") for xx, yy in zip(x, y, strict=True)]
+            ax_lift.plot(x[1:], lift[1:], label=name)
+    for fraction in model.metrics_.get("top_fractions", []):
+        for ax in (ax_gain, ax_lift):
+            ax.axvline(fraction, color="grey", linestyle=":", linewidth=0.8)
+    ax_gain.plot([0, 1], [0, 1], color="grey", linewidth=1)
+    ax_gain.set(
+        xlabel="Fraction of population (highest scores first)",
+        ylabel="Fraction of events captured",
+        title="Cumulative gains",
+    )
+    ax_lift.set(xscale="log", xlabel="Fraction of population (log scale)", ylabel="Lift (x prevalence)", title="Lift")
+    ax_gain.legend(fontsize=7, loc="lower right")
+    save(fig, "gains_lift")
+
+    importance = model.importance_[:15]
+    if importance:
+        fig, ax = plt.subplots(figsize=(6, 0.35 * len(importance) + 1.2))
+        names = [item["feature"] for item in importance][::-1]
+        values = [item["mean_abs_contribution"] for item in importance][::-1]
+        ax.barh(names, values)
+        ax.set(xlabel="Mean |contribution| to log-odds", title=f"What drives the score ({importance[0]['rows']} rows)")
+        save(fig, "feature_contributions")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------- the card
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def build_card(
+    model: TrainedModel,
+    plots: Mapping[str, Path],
+    baseline_evaluations: Mapping[str, Mapping[str, Any]] | None = None,
+    version: str | None = None,
+) -> list[Block]:
+    summary = model.training_summary_
+    evaluation = model.metrics_
+    metrics = evaluation["metrics"]
+    evaluations = _evaluations(model, baseline_evaluations)
+    title = f"Model card: {model.outcome}" + (f" ({version})" if version else "")
+    auroc = metrics["auroc"]
+    blocks: list[Block] = [
+        Heading(title, 1),
+        Paragraph(
+            f"LightGBM model predicting {model.outcome} within {summary.get('horizon_months', '?')} months of the "
+            f"index date. Fitted on index dates {', '.join(summary.get('fit_index_dates', []))}; evaluated out of "
+            f"time on {summary.get('eval_index_date')} ({evaluation['n']} people, {evaluation['events']} events, "
+            f"prevalence {evaluation['prevalence']:.3f}): AUROC "
+            f"{format_estimate(auroc['estimate'], auroc['lo'], auroc['hi'])}. Intervals are 95% percentile "
+            f"bootstrap intervals ({evaluation['bootstrap']['samples']} replicates)."
+        ),
+        Heading("Intended use"),
+        BulletList(INTENDED_USE),
+        Heading("Not intended for"),
+        BulletList(NOT_INTENDED_FOR),
+        Heading("Training data"),
+        Table(
+            ["part", "rows", "people", "events", "index dates"],
+            [
+                [name, str(part["rows"]), str(part["people"]), str(part["events"]), ", ".join(part["index_dates"])]
+                for name, part in summary.get("parts", {}).items()
+            ]
+            + [
+                [
+                    "evaluation",
+                    str(summary.get("eval_rows")),
+                    str(summary.get("eval_people")),
+                    str(summary.get("eval_events")),
+                    str(summary.get("eval_index_date")),
+                ]
+            ],
+        ),
+        Paragraph(
+            "Train, early-stopping validation and calibration parts are split by person (all rows of a person "
+            "on one side). Fit index dates have outcome windows that end on or before the evaluation index "
+            f"date. Best iteration {summary.get('best_iteration')}, training time {summary.get('train_seconds')} "
+            f"s, calibration: {summary.get('calibration')}, {summary.get('features')} features."
+        ),
+        Heading("Performance"),
+    ]
+    names = list(evaluations)
+    metric_names = [
+        *SUMMARY_METRICS,
+        *[
+            f"{kind}_{top_label(f)}"
+            for f in evaluation["top_fractions"]
+            for kind in ("ppv", "sensitivity", "events_captured")
+        ],
+    ]
+    rows = []
+    for metric in metric_names:
+        row = [metric]
+        for name in names:
+            values = evaluations[name]["metrics"].get(metric)
+            digits = 0 if metric.startswith("events_captured") else 3
+            row.append(format_estimate(values["estimate"], values["lo"], values["hi"], digits) if values else "")
+        rows.append(row)
+    blocks += [
+        Paragraph(
+            "Calibration slope: b in logit P(y=1) = a + b logit(p) (1 is ideal); calibration intercept: a with the "
+            "slope fixed at 1 (0 is ideal). Top-k: the k = ceil(fraction x n) highest scores."
+        ),
+        Table(["metric", *names], rows),
+        Image(plots["roc"].name, "ROC curve") if "roc" in plots else Paragraph(""),
+        Image(plots["precision_recall"].name, "Precision-recall curve")
+        if "precision_recall" in plots
+        else Paragraph(""),
+        Image(plots["gains_lift"].name, "Cumulative gains and lift") if "gains_lift" in plots else Paragraph(""),
+        Heading("Calibration by decile"),
+        Table(
+            ["decile", "n", "events", "mean predicted", "observed (95% interval)"],
+            [
+                [
+                    str(d["decile"]),
+                    str(d["n"]),
+                    str(d["events"]),
+                    _fmt(d["mean_predicted"]),
+                    format_estimate(d["observed_rate"], d["observed_lo"], d["observed_hi"]),
+                ]
+                for d in evaluation["deciles"]
+            ],
+        ),
+        Image(plots["calibration"].name, "Calibration by decile") if "calibration" in plots else Paragraph(""),
+        Heading("Subgroups"),
+    ]
+    if model.subgroup_metrics_:
+        blocks += [
+            Paragraph(
+                "Calibration in the large = observed rate - mean predicted (> 0: the model under-predicts for the "
+                "group). False positive / negative rates are for flagging the population's top "
+                f"{model.settings.subgroup_flag_fraction:.0%}. AUROC is n/a for groups with fewer than "
+                f"{model.settings.subgroup_min_n} people or {model.settings.subgroup_min_events} events."
+            ),
+            Table(
+                ["grouping", "group", "n", "events", "AUROC", "calibration in the large", "FPR", "FNR"],
+                [
+                    [
+                        str(s["grouping"]),
+                        str(s["group"]),
+                        str(s["n"]),
+                        str(s["events"]),
+                        _fmt(s["auroc"]),
+                        _fmt(s["calibration_in_the_large"], 4),
+                        _fmt(s["false_positive_rate"]),
+                        _fmt(s["false_negative_rate"]),
+                    ]
+                    for s in model.subgroup_metrics_
+                ],
+            ),
+        ]
+    else:
+        blocks.append(Paragraph("No subgroup columns were given at training time."))
+    blocks.append(Heading("What drives the score"))
+    if model.importance_:
+        blocks += [
+            Paragraph(
+                "Mean absolute TreeSHAP contribution to the raw model's log-odds (before calibration), on "
+                f"{model.importance_[0]['rows']} evaluation rows."
+            ),
+            Table(
+                ["feature", "mean |contribution|"],
+                [[item["feature"], _fmt(item["mean_abs_contribution"], 4)] for item in model.importance_],
+            ),
+        ]
+        if "feature_contributions" in plots:
+            blocks.append(Image(plots["feature_contributions"].name, "Mean absolute contribution by feature"))
+    blocks += [
+        Heading("Known limitations"),
+        BulletList(KNOWN_LIMITATIONS),
+        Heading("Settings"),
+        Code(json.dumps(asdict(model.settings), indent=2, sort_keys=True)),
+        Heading("Features"),
+        Paragraph(
+            ", ".join(model.feature_cols) + ". Categorical: " + (", ".join(model.categorical_cols) or "none") + "."
+        ),
+    ]
+    return [block for block in blocks if not (isinstance(block, Paragraph) and not block.text)]
+
+
+def write_model_card(
+    model: TrainedModel,
+    out_dir: Path | str,
+    baseline_evaluations: Mapping[str, Mapping[str, Any]] | None = None,
+    version: str | None = None,
+) -> dict[str, Path]:
+    """Write model_card.md, model_card.html and the PNG plots into `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(model, out_dir, baseline_evaluations)
+    blocks = build_card(model, plots, baseline_evaluations, version)
+    title = blocks[0].text if isinstance(blocks[0], Heading) else "Model card"
+    markdown_path = out_dir / "model_card.md"
+    html_path = out_dir / "model_card.html"
+    markdown_path.write_text(render_markdown(blocks))
+    html_path.write_text(render_html(blocks, title, out_dir))
+    return {"markdown": markdown_path, "html": html_path, **plots}

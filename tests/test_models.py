@@ -1,0 +1,324 @@
+"""Training, time split, calibration, metrics and baselines on a seeded synthetic frame (real fits)."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from models.baselines import compare, evaluate_models, print_comparison, standard_baselines
+from models.metrics import evaluate, subgroup_metrics, top_label
+from models.settings import LightGBMParams, TrainingSettings
+from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
+from models.training import (
+    CALIBRATION,
+    TRAIN,
+    VALIDATION,
+    TrainedModel,
+    add_months,
+    assign_person_parts,
+    split_index_dates,
+    train_outcome,
+)
+
+OUTCOME = "emergency_admission"
+EVAL_DATE = date(2023, 10, 1)
+SUBGROUPS = ["age_band", "sex", "imd_quintile", "ethnicity_group"]
+
+
+def fast_settings(**changes: object) -> TrainingSettings:
+    # One thread: on a shared 2-core machine two OpenMP threads contend badly with other jobs. A higher
+    # learning rate and fewer bootstrap replicates keep the file fast; the code paths are the same.
+    settings = TrainingSettings(bootstrap_samples=50, lgbm=LightGBMParams(num_threads=1, learning_rate=0.1))
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def frame() -> pl.DataFrame:
+    return make_training_frame(n_people=6000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def model(frame: pl.DataFrame) -> TrainedModel:
+    return train_outcome(
+        frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings(), subgroup_cols=SUBGROUPS
+    )
+
+
+@pytest.fixture(scope="module")
+def eval_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.filter((pl.col("index_date") == EVAL_DATE) & pl.col(OUTCOME).is_not_null())
+
+
+# ------------------------------------------------------------------------------------------ time split
+
+
+def test_add_months_clamps_to_month_end() -> None:
+    assert add_months(date(2023, 1, 31), 1) == date(2023, 2, 28)
+    assert add_months(date(2024, 1, 31), 1) == date(2024, 2, 29)
+    assert add_months(date(2022, 10, 1), 12) == date(2023, 10, 1)
+    assert add_months(date(2023, 3, 15), -3) == date(2022, 12, 15)
+
+
+@pytest.mark.parametrize("horizon", [3, 6, 12])
+def test_fit_index_dates_never_overlap_the_eval_outcome_window(horizon: int) -> None:
+    quarterly = [add_months(date(2021, 1, 1), 3 * i) for i in range(12)]
+    settings = fast_settings(max_fit_index_dates=4)
+    for eval_date in quarterly[4:]:
+        fit = split_index_dates(quarterly, eval_date, horizon, settings)
+        assert fit == sorted(fit) and 1 <= len(fit) <= 4
+        assert all(add_months(d, horizon) <= eval_date for d in fit)
+        # The latest eligible dates are kept: the next quarter would overlap the evaluation window.
+        later = [d for d in quarterly if d > fit[-1]]
+        assert all(add_months(d, horizon) > eval_date for d in later)
+
+
+def test_split_excludes_dates_inside_the_window_and_raises_when_nothing_is_eligible() -> None:
+    dates = [date(2022, 1, 1), date(2022, 10, 1), date(2023, 4, 1), date(2023, 10, 1)]
+    assert split_index_dates(dates, date(2023, 10, 1), 12, fast_settings()) == [date(2022, 1, 1), date(2022, 10, 1)]
+    with pytest.raises(ValueError, match="no index date"):
+        split_index_dates(dates, date(2022, 12, 1), 12, fast_settings())
+
+
+# ------------------------------------------------------------------------------------------ grouped split
+
+
+def test_grouped_split_keeps_each_person_on_one_side(frame: pl.DataFrame) -> None:
+    parts = assign_person_parts(frame.get_column("person_id"), 0.2, 0.2, seed=3)
+    by_person = (
+        pl.DataFrame({"person_id": frame.get_column("person_id"), "part": parts})
+        .group_by("person_id")
+        .agg(pl.col("part").n_unique().alias("parts"), pl.col("part").first())
+    )
+    assert by_person.get_column("parts").max() == 1
+    shares = by_person.get_column("part").value_counts(normalize=True)
+    share = dict(zip(shares.get_column("part").to_list(), shares.get_column("proportion").to_list(), strict=True))
+    assert share[VALIDATION] == pytest.approx(0.2, abs=0.01)
+    assert share[CALIBRATION] == pytest.approx(0.2, abs=0.01)
+    assert share[TRAIN] == pytest.approx(0.6, abs=0.01)
+    # Deterministic for a seed, different for another.
+    assert np.array_equal(parts, assign_person_parts(frame.get_column("person_id"), 0.2, 0.2, seed=3))
+    assert not np.array_equal(parts, assign_person_parts(frame.get_column("person_id"), 0.2, 0.2, seed=4))
+
+
+def test_trained_model_parts_are_disjoint_in_people_and_use_only_fit_dates(model: TrainedModel) -> None:
+    summary = model.training_summary_
+    parts = summary["parts"]
+    assert sum(part["people"] for part in parts.values()) == summary["fit_people"]
+    assert sum(part["rows"] for part in parts.values()) == summary["fit_rows"]
+    fit_dates = [date.fromisoformat(d) for d in summary["fit_index_dates"]]
+    assert all(add_months(d, summary["horizon_months"]) <= EVAL_DATE for d in fit_dates)
+    assert "2023-04-01" not in summary["fit_index_dates"]  # its window overlaps the evaluation period
+    for part in parts.values():
+        assert set(part["index_dates"]) <= set(summary["fit_index_dates"])
+    assert summary["best_iteration"] >= 1 and summary["train_seconds"] > 0
+
+
+def test_null_labels_are_dropped_for_evaluation(
+    model: TrainedModel, eval_rows: pl.DataFrame, frame: pl.DataFrame
+) -> None:
+    at_eval = frame.filter(pl.col("index_date") == EVAL_DATE)
+    assert at_eval.get_column(OUTCOME).null_count() > 0
+    assert model.metrics_["n"] == eval_rows.height == model.training_summary_["eval_rows"]
+
+
+# ------------------------------------------------------------------------------------------ model quality
+
+
+def test_model_beats_baselines_and_stays_below_the_oracle(frame: pl.DataFrame, model: TrainedModel) -> None:
+    baselines = standard_baselines(
+        OUTCOME,
+        prior_use_col="emergency_admissions_12m",
+        classic_numeric_cols=["age", "emergency_admissions_12m", "ltc_count"],
+        classic_categorical_cols=["sex"],
+        true_probability_col=f"true_p_{OUTCOME}",
+    )
+    table = compare(frame, model, baselines, model.settings)
+    assert table.columns == ["outcome", "model", "metric", "estimate", "lo", "hi"]
+
+    def metric(name: str, which: str) -> float:
+        return table.filter((pl.col("model") == name) & (pl.col("metric") == which)).get_column("estimate").item()
+
+    ours, last_year, logistic, oracle = (
+        "lightgbm",
+        "last year's top users",
+        "logistic (classic predictors)",
+        ("oracle (true probability)"),
+    )
+    assert metric(ours, "auroc") > metric(last_year, "auroc") + 0.05  # "beat by a wide margin"
+    assert metric(ours, "auroc") > metric(logistic, "auroc")
+    assert metric(oracle, "auroc") > metric(ours, "auroc")
+    assert metric(ours, "auprc") > metric(last_year, "auprc")
+    assert metric(ours, "brier") < metric(last_year, "brier")
+    assert metric(ours, f"ppv_{top_label(0.05)}") > metric(last_year, f"ppv_{top_label(0.05)}")
+
+    console_output = io.StringIO()
+    from rich.console import Console
+
+    print_comparison(table, console=Console(file=console_output, width=200))
+    assert "last year's top users" in console_output.getvalue()
+
+
+def test_calibrated_model_has_slope_near_one(model: TrainedModel) -> None:
+    metrics = model.metrics_["metrics"]
+    assert 0.8 <= metrics["calibration_slope"]["estimate"] <= 1.2
+    assert abs(metrics["calibration_intercept"]["estimate"]) < 0.3
+    assert metrics["mean_predicted"]["estimate"] == pytest.approx(metrics["observed_rate"]["estimate"], abs=0.02)
+
+
+def test_isotonic_calibration_never_predicts_exactly_zero_or_one(model: TrainedModel, eval_rows: pl.DataFrame) -> None:
+    p = model.predict_proba(eval_rows)
+    assert (p > 0).all() and (p < 1).all()
+    # Monotone in the raw score: ranking by raw log-odds never contradicts the calibrated probability.
+    raw = model.predict_raw_logodds(eval_rows)
+    order = np.argsort(raw)
+    assert (np.diff(p[order]) >= 0).all()
+
+
+def test_platt_calibration_also_calibrates(frame: pl.DataFrame) -> None:
+    platt = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings(calibration="platt"))
+    assert 0.8 <= platt.metrics_["metrics"]["calibration_slope"]["estimate"] <= 1.2
+
+
+def test_same_seed_gives_identical_predictions(
+    frame: pl.DataFrame, model: TrainedModel, eval_rows: pl.DataFrame
+) -> None:
+    again = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings())
+    assert np.array_equal(again.predict_proba(eval_rows), model.predict_proba(eval_rows))
+    assert again.metrics_ == model.metrics_
+
+
+def test_unseen_and_missing_categories_score_as_missing(model: TrainedModel, eval_rows: pl.DataFrame) -> None:
+    rows = eval_rows.head(200)
+    unseen = rows.with_columns(pl.lit("brand new service").alias("social_care_service"), pl.lit("X").alias("sex"))
+    missing = rows.with_columns(
+        pl.lit(None, dtype=pl.String).alias("social_care_service"), pl.lit(None, dtype=pl.String).alias("sex")
+    )
+    p_unseen = model.predict_proba(unseen)
+    assert np.isfinite(p_unseen).all()
+    assert np.array_equal(p_unseen, model.predict_proba(missing))
+    assert model.categories_["sex"] == ["F", "M"]
+
+
+def test_scoring_needs_every_feature(model: TrainedModel, eval_rows: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match="lacks feature columns"):
+        model.predict_proba(eval_rows.drop("frailty_index"))
+
+
+def test_subgroup_metrics_cover_every_group(model: TrainedModel) -> None:
+    table = pl.DataFrame(model.subgroup_metrics_)
+    assert set(table.get_column("grouping").unique()) == set(SUBGROUPS)
+    for grouping in SUBGROUPS:
+        part = table.filter(pl.col("grouping") == grouping)
+        assert part.get_column("n").sum() == model.metrics_["n"]
+    rates = table.select("false_positive_rate", "false_negative_rate").to_numpy()
+    assert np.nanmin(rates) >= 0 and np.nanmax(rates) <= 1
+
+
+def test_subgroup_auroc_is_null_for_small_or_single_class_groups() -> None:
+    rng = np.random.default_rng(0)
+    n = 5000
+    p = rng.beta(1, 6, n)
+    y = (rng.random(n) < p).astype(float)
+    group = np.where(np.arange(n) < 40, "tiny", "large").astype(object)
+    group[40:60] = "no events"
+    y[40:60] = 0
+    table = subgroup_metrics(y, p, {"g": group}, min_n=100, flag_fraction=0.05)
+    auroc = dict(zip(table.get_column("group").to_list(), table.get_column("auroc").to_list(), strict=True))
+    assert auroc["tiny"] is None and auroc["no events"] is None and auroc["large"] is not None
+    flagged = (table.get_column("flagged_fraction") * table.get_column("n")).sum()
+    assert flagged == pytest.approx(np.ceil(0.05 * n))
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+def _synthetic_scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = np.round(rng.beta(1, 7, n), 3)  # rounding creates ties, as isotonic steps or counts would
+    y = (rng.random(n) < p).astype(float)
+    return y, p
+
+
+def test_metrics_match_scikit_learn_with_ties() -> None:
+    y, p = _synthetic_scores(5000, 1)
+    result = evaluate(y, p, fast_settings(bootstrap_samples=10))["metrics"]
+    assert result["auroc"]["estimate"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert result["auprc"]["estimate"] == pytest.approx(average_precision_score(y, p), abs=1e-12)
+    assert result["brier"]["estimate"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+
+
+def test_calibration_slope_detects_overconfident_scores() -> None:
+    y, p = _synthetic_scores(20000, 2)
+    logit = np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6)))
+    overconfident = 1 / (1 + np.exp(-2 * logit))
+    settings = fast_settings(bootstrap_samples=10)
+    assert evaluate(y, p, settings)["metrics"]["calibration_slope"]["estimate"] == pytest.approx(1.0, abs=0.1)
+    assert evaluate(y, overconfident, settings)["metrics"]["calibration_slope"]["estimate"] == pytest.approx(
+        0.5, abs=0.07
+    )
+
+
+def test_top_k_figures_count_events_among_the_highest_scores() -> None:
+    y, p = _synthetic_scores(4000, 3)
+    settings = fast_settings(bootstrap_samples=10)
+    metrics = evaluate(y, p, settings, seed=5)["metrics"]
+    order = np.argsort(-p, kind="stable")
+    for fraction in settings.top_fractions:
+        k = int(np.ceil(fraction * len(y)))
+        captured = metrics[f"events_captured_{top_label(fraction)}"]["estimate"]
+        # Ties at the cut are broken at random, so the count lies between the tie-pessimistic and -optimistic.
+        cut = p[order[k - 1]]
+        above = y[p > cut].sum()
+        tied = y[p == cut]
+        slots = k - (p > cut).sum()
+        assert max(above, above + slots - (len(tied) - tied.sum())) <= captured <= above + min(slots, tied.sum())
+        assert metrics[f"ppv_{top_label(fraction)}"]["estimate"] == pytest.approx(captured / k)
+        assert metrics[f"sensitivity_{top_label(fraction)}"]["estimate"] == pytest.approx(captured / y.sum())
+
+
+def test_bootstrap_intervals_contain_the_estimate_and_narrow_with_n() -> None:
+    settings = fast_settings(bootstrap_samples=100)
+    small = evaluate(*_synthetic_scores(1500, 4), settings, seed=1)["metrics"]
+    large = evaluate(*_synthetic_scores(24000, 4), settings, seed=1)["metrics"]
+    for result in (small, large):
+        for name in ("auroc", "auprc", "brier", "calibration_slope", "ppv_top_5pct", "sensitivity_top_20pct"):
+            assert result[name]["lo"] <= result[name]["estimate"] <= result[name]["hi"], name
+    for name in ("auroc", "auprc", "brier", "calibration_slope", "ppv_top_5pct"):
+        small_width = small[name]["hi"] - small[name]["lo"]
+        large_width = large[name]["hi"] - large[name]["lo"]
+        assert large_width < small_width / 2, name  # 16x the rows: about 4x narrower
+
+
+def test_evaluate_is_seeded_and_json_serialisable() -> None:
+    y, p = _synthetic_scores(3000, 6)
+    settings = fast_settings(bootstrap_samples=50)
+    first = evaluate(y, p, settings, seed=1)
+    assert json.loads(json.dumps(first)) == first
+    assert evaluate(y, p, settings, seed=1) == first
+    assert evaluate(y, p, settings, seed=2)["metrics"]["auroc"]["lo"] != first["metrics"]["auroc"]["lo"]
+    assert [d["decile"] for d in first["deciles"]] == list(range(1, 11))
+    assert sum(d["n"] for d in first["deciles"]) == len(y)
+
+
+def test_evaluate_rejects_missing_labels() -> None:
+    with pytest.raises(ValueError, match="0/1"):
+        evaluate(np.array([0.0, np.nan, 1.0]), np.array([0.1, 0.2, 0.3]), fast_settings())
+
+
+def test_baselines_share_the_model_time_split(frame: pl.DataFrame, model: TrainedModel) -> None:
+    evaluations = evaluate_models(
+        frame,
+        model,
+        standard_baselines(OUTCOME, prior_use_col="emergency_admissions_12m", classic_numeric_cols=["age"]),
+        model.settings,
+    )
+    assert next(iter(evaluations)) == "lightgbm"
+    assert {evaluation["n"] for evaluation in evaluations.values()} == {model.metrics_["n"]}
+    assert evaluations["lightgbm"]["metrics"] == model.metrics_["metrics"]  # same seed, same rows, same numbers

@@ -1,0 +1,188 @@
+"""Model registry: immutable versions, promotion rule, exact round trip, model cards (real fits)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models.baselines import evaluate_models, standard_baselines
+from models.registry import ModelRegistry, load_current
+from models.settings import LightGBMParams, TrainingSettings
+from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
+from models.training import TrainedModel, train_outcome
+
+OUTCOME = "emergency_admission"
+EVAL_DATE = date(2023, 10, 1)
+CARD_SECTIONS = (
+    "Intended use",
+    "Not intended for",
+    "Training data",
+    "Performance",
+    "Calibration by decile",
+    "Subgroups",
+    "What drives the score",
+    "Known limitations",
+    "Settings",
+)
+
+
+def fast_settings(**changes: object) -> TrainingSettings:
+    settings = TrainingSettings(bootstrap_samples=30, lgbm=LightGBMParams(num_threads=1, learning_rate=0.1))
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def frame() -> pl.DataFrame:
+    return make_training_frame(n_people=4000, seed=21)
+
+
+@pytest.fixture(scope="module")
+def good_model(frame: pl.DataFrame) -> TrainedModel:
+    return train_outcome(
+        frame,
+        OUTCOME,
+        FEATURES,
+        CATEGORICAL_FEATURES,
+        EVAL_DATE,
+        fast_settings(),
+        subgroup_cols=["age_band", "sex", "imd_quintile", "ethnicity_group"],
+    )
+
+
+@pytest.fixture(scope="module")
+def weak_model(frame: pl.DataFrame) -> TrainedModel:
+    # Noise and sex only: clearly worse than the full model on AUROC and Brier.
+    return train_outcome(frame, OUTCOME, ["noise_1", "noise_2", "sex"], ["sex"], EVAL_DATE, fast_settings())
+
+
+@pytest.fixture(scope="module")
+def eval_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.filter((pl.col("index_date") == EVAL_DATE) & pl.col(OUTCOME).is_not_null())
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_first_save_is_v0001_and_becomes_current(tmp_path: Path, good_model: TrainedModel) -> None:
+    registry = ModelRegistry(tmp_path)
+    decision = registry.save(good_model, write_card=False)
+    assert decision.version == "v0001" and decision.promoted and decision.current_version is None
+    assert registry.current_version(OUTCOME) == "v0001"
+    folder = registry.version_dir(OUTCOME, "v0001")
+    for name in ("model.txt", "calibrator.json", "settings.json", "features.json", "training_summary.json",
+                 "metrics.json", "promotion.json", "manifest.json"):  # fmt: skip
+        assert (folder / name).is_file(), name
+    assert json.loads((folder / "promotion.json").read_text())["promoted"] is True
+    assert not (folder / "model.txt").stat().st_mode & stat.S_IWUSR  # written read-only
+
+
+def test_versions_are_never_overwritten(tmp_path: Path, good_model: TrainedModel, weak_model: TrainedModel) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.save(good_model, write_card=False)
+    before = folder_digest(registry.version_dir(OUTCOME, "v0001"))
+    with pytest.raises(FileExistsError):
+        registry.save(weak_model, version="v0001", write_card=False)
+    assert folder_digest(registry.version_dir(OUTCOME, "v0001")) == before
+    assert registry.current_version(OUTCOME) == "v0001"
+    assert not [p for p in registry.outcome_dir(OUTCOME).iterdir() if p.name.startswith(".staging")]
+    # The next automatic id follows the existing ones, in order.
+    assert registry.save(good_model, write_card=False).version == "v0002"
+    assert registry.versions(OUTCOME) == ["v0001", "v0002"]
+
+
+def test_altered_version_fails_its_hash_check(tmp_path: Path, good_model: TrainedModel) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.save(good_model, write_card=False)
+    calibrator = registry.version_dir(OUTCOME, "v0001") / "calibrator.json"
+    calibrator.chmod(0o644)
+    calibrator.write_text(calibrator.read_text().replace('"isotonic"', '"isotonic" '))
+    with pytest.raises(ValueError, match="does not match its recorded hash"):
+        registry.load(OUTCOME, "v0001")
+
+
+def test_promotion_rule(
+    tmp_path: Path, frame: pl.DataFrame, good_model: TrainedModel, weak_model: TrainedModel
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.save(good_model, eval_frame=frame, write_card=False)
+
+    worse = registry.save(weak_model, eval_frame=frame, write_card=False)
+    assert not worse.promoted and worse.current_version == "v0001"
+    assert "worse" in worse.reason and "candidate's evaluation rows" in worse.basis
+    assert worse.candidate["auroc"] < worse.current["auroc"]  # type: ignore[index, operator]
+    assert registry.current_version(OUTCOME) == "v0001"
+    recorded = json.loads((registry.version_dir(OUTCOME, worse.version) / "promotion.json").read_text())
+    assert recorded["promoted"] is False and recorded["reason"] == worse.reason
+
+    equal = registry.save(good_model, eval_frame=frame, write_card=False)
+    assert equal.promoted and registry.current_version(OUTCOME) == equal.version
+
+    forced = registry.save(weak_model, eval_frame=frame, force_promotion=True, write_card=False)
+    assert forced.promoted and forced.forced and "forced" in forced.reason
+    assert registry.current_version(OUTCOME) == forced.version
+
+    # Without an evaluation frame the stored metrics are compared, and the decision says so.
+    better_than_weak = registry.save(good_model, write_card=False)
+    assert better_than_weak.promoted and better_than_weak.basis.startswith("stored metrics")
+
+    # Rolling back by hand is logged.
+    registry.promote(OUTCOME, "v0001", reason="rollback")
+    assert registry.current_version(OUTCOME) == "v0001"
+    log = [json.loads(line) for line in (registry.outcome_dir(OUTCOME) / "promotions.jsonl").read_text().splitlines()]
+    assert [entry["promoted"] for entry in log] == [True, False, True, True, True, True]
+
+
+def test_load_current_round_trips_predictions_exactly(
+    tmp_path: Path, good_model: TrainedModel, eval_rows: pl.DataFrame
+) -> None:
+    ModelRegistry(tmp_path).save(good_model, write_card=False)
+    loaded = load_current(tmp_path, OUTCOME)
+    assert np.array_equal(loaded.predict_proba(eval_rows), good_model.predict_proba(eval_rows))
+    assert np.array_equal(loaded.predict_raw_logodds(eval_rows), good_model.predict_raw_logodds(eval_rows))
+    assert np.array_equal(loaded.contributions(eval_rows.head(50)), good_model.contributions(eval_rows.head(50)))
+    assert loaded.settings == good_model.settings
+    assert loaded.categories_ == good_model.categories_
+    assert loaded.metrics_ == json.loads(json.dumps(good_model.metrics_))
+    assert loaded.training_summary_ == good_model.training_summary_
+
+
+def test_load_current_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no current model"):
+        load_current(tmp_path, OUTCOME)
+
+
+def test_model_card_files_and_sections(tmp_path: Path, frame: pl.DataFrame, good_model: TrainedModel) -> None:
+    baselines = standard_baselines(
+        OUTCOME,
+        prior_use_col="emergency_admissions_12m",
+        classic_numeric_cols=["age", "emergency_admissions_12m", "ltc_count"],
+        classic_categorical_cols=["sex"],
+        true_probability_col=f"true_p_{OUTCOME}",
+    )
+    evaluations = evaluate_models(frame, good_model, baselines, good_model.settings)
+    registry = ModelRegistry(tmp_path)
+    decision = registry.save(good_model, baseline_evaluations=evaluations)
+    folder = registry.version_dir(OUTCOME, decision.version)
+    for name in ("roc.png", "precision_recall.png", "calibration.png", "gains_lift.png", "feature_contributions.png",
+                 "model_card.md", "model_card.html", "baselines.json", "comparison.csv"):  # fmt: skip
+        assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
+    markdown = (folder / "model_card.md").read_text()
+    html = (folder / "model_card.html").read_text()
+    for section in CARD_SECTIONS:
+        assert f"## {section}" in markdown, section
+        assert f"<h2>{section}</h2>" in html, section
+    for text in ("last year&#x27;s top users", "oracle (true probability)", "Obermeyer", "SPARRA", "comparison groups"):
+        assert text in html, text
+    assert "![ROC curve](roc.png)" in markdown
+    assert html.count("data:image/png;base64,") == 5  # self-contained HTML
+    comparison = pl.read_csv(folder / "comparison.csv")
+    assert set(comparison.get_column("model")) == set(evaluations)
