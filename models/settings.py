@@ -59,4 +59,6 @@ class ScoringSettings:
         default_factory=lambda: {"very high": 0.005, "high": 0.05, "moderate": 0.20, "low": 1.0}
     )
     top_reasons: int = 5
+    # A week-on-week change in risk of at least this (absolute probability) counts as rising or falling.
+    rising_threshold: float = 0.02
     explain_scale: str = "log-odds"

@@ -162,18 +162,120 @@ def dictionary(
 
 
 @app.command()
+def train(
+    truth: Annotated[
+        Path | None, typer.Option(help="The generator's truth.parquet, to compare with the oracle (synthetic data).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Promote the new models even if worse than the current ones.")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Train a model for every outcome, compare it with the baselines, register it and promote it if not worse."""
+    from pipelines.flows import train as train_flow
+
+    settings = _load(config, {"home": home, "db_path": db})
+    truth = truth or _default_truth(settings)
+    summary = train_flow(overrides=_flow_overrides(settings), truth_path=str(truth) if truth else None, force=force)
+    print_training_summary(summary, settings)
+
+
+def _default_truth(settings: Settings) -> Path | None:
+    candidate = settings.home / "synthetic" / "truth.parquet"
+    return candidate if candidate.exists() else None
+
+
+def print_training_summary(summary: dict[str, Any], settings: Settings) -> None:
+    import polars as pl
+
+    from models.baselines import print_comparison
+
+    console.print(
+        f"evaluated at {summary['eval_index_date']}, fitted at {', '.join(summary['fit_index_dates'])} "
+        f"({summary['rows']:,} person-periods)"
+    )
+    print_comparison(pl.DataFrame(summary["comparison"]), console=console)
+    for outcome, decision in summary["decisions"].items():
+        verdict = "promoted" if decision["promoted"] else "not promoted"
+        console.print(f"{outcome} {decision['version']}: {verdict} ({decision['reason']})")
+    console.print(f"model cards: {settings.registry}/<outcome>/<version>/model_card.html")
+
+
+@app.command()
+def score(
+    as_of: Annotated[
+        str | None, typer.Option(help="Score as of this date (YYYY-MM-DD). Default: the latest data.")
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Score everyone eligible, stratify into tiers and publish each team's ranked, explained list."""
+    from pipelines.flows import score as score_flow
+
+    settings = _load(config, {"home": home, "db_path": db})
+    summary = score_flow(overrides=_flow_overrides(settings), as_of=as_of)
+    print_score_summary(summary)
+
+
+def print_score_summary(summary: dict[str, Any]) -> None:
+    table = RichTable(title=f"Run {summary['run_id']} as of {summary['as_of']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in summary["counts"].items():
+        table.add_row(key.replace("_", " "), f"{value:,}")
+    console.print(table)
+    console.print(f"team lists and commissioners' summary: {summary['published']['folder']}")
+
+
+@app.command()
+def weekly(config: ConfigOption = None, home: HomeOption = None) -> None:
+    """The weekly refresh: ingest new batches from HOME/batches, then score and publish."""
+    from pipelines.flows import weekly as weekly_flow
+
+    settings = _load(config, {"home": home})
+    summary = weekly_flow(config=str(config) if config else None, overrides=_flow_overrides(settings))
+    print_reconciliation(summary["ingest"])
+    print_score_summary(summary["score"])
+
+
+@app.command()
+def serve(config: ConfigOption = None, home: HomeOption = None) -> None:
+    """Serve the weekly refresh and the retraining as Prefect deployments on their cron schedules.
+
+    Schedules fire only with a real Prefect server: start one with `prefect server start` and set
+    PREFECT_API_URL=http://127.0.0.1:4200/api before running this (see the README)."""
+    import os
+
+    from prefect import serve as prefect_serve
+
+    from pipelines.schedule import deployments
+
+    settings = _load(config, {"home": home})
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "[yellow]PREFECT_API_URL is not set: with Prefect's temporary server the schedules never fire. "
+            "Start `prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api.[/yellow]"
+        )
+    prefect_serve(*deployments(settings, str(config) if config else None))
+
+
+@app.command()
 def demo(
     people: Annotated[int | None, typer.Option(help="How many people to generate.")] = None,
     config: ConfigOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Run the whole job end to end on a generated synthetic population."""
+    """Run the whole job end to end on a generated synthetic population: generate, ingest, train, score, publish."""
     from pipelines.flows import demo as demo_flow
 
     settings = _load(config, {"home": home, "synth": {"people": people} if people else {}})
     started = time.perf_counter()
+    console.print(f"riskstrat demo: {settings.synth.people:,} synthetic people, seed {settings.seed}")
     summary = demo_flow(overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
+    print_training_summary(summary["train"], settings)
+    print_score_summary(summary["score"])
     console.print(f"database: {settings.db}")
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
 

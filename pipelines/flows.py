@@ -2,17 +2,20 @@
 
 Flows take a settings file path and nested overrides (JSON-able) rather than a settings object, so a
 deployment's parameters stay editable in the Prefect UI. Artifacts carry counts only, never
-person-level values. Retries are on I/O steps only.
+person-level values. Retries are on I/O steps only. Tasks do not cache: every week's inputs differ,
+and some are large frames.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from pipelines.settings import Settings, load_settings
 
@@ -23,11 +26,11 @@ def _settings(config: str | None, overrides: dict[str, Any] | None) -> Settings:
     return load_settings(Path(config) if config else None, overrides)
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def generate_task(settings: Settings) -> dict[str, Any]:
     from data_contracts.synthetic import generate_population
 
-    result = generate_population(settings.batches.parent / "synthetic", settings.synth, settings.seed)
+    result = generate_population(settings.home / "synthetic", settings.synth, settings.seed)
     log.info("generated %d batches for %d people", len(result.batch_dirs), settings.synth.people)
     return {
         "batch_dirs": [str(p) for p in result.batch_dirs],
@@ -36,7 +39,7 @@ def generate_task(settings: Settings) -> dict[str, Any]:
     }
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def ingest_batch_task(db_path: Path, batch_dir: Path, settings: Settings) -> dict[str, Any]:
     from pipelines.ingest import ingest_batch
 
@@ -86,10 +89,113 @@ def ingest(batch_dirs: list[str], config: str | None = None, overrides: dict[str
 _COUNT_KEYS = ("table", "rows_read", "rows_loaded", "rows_quarantined", "rows_excluded", "rows_removed")
 
 
+@task(cache_policy=NO_CACHE)
+def train_task(settings: Settings, truth_path: str | None, force: bool) -> dict[str, Any]:
+    from pipelines.training import train_all
+
+    report = train_all(settings, Path(truth_path) if truth_path else None, force=force)
+    return {
+        "eval_index_date": str(report.plan.eval_index_date),
+        "fit_index_dates": [str(d) for d in report.plan.fit_candidates],
+        "rows": report.rows,
+        "comparison": report.comparison.to_dicts(),
+        "decisions": {o: d.to_dict() for o, d in report.decisions.items()},
+        "seconds": report.seconds,
+    }
+
+
+@flow(name="train")
+def train(
+    config: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    truth_path: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Retrain every outcome's model on stacked index dates; register each version, promote only if not worse."""
+    settings = _settings(config, overrides)
+    summary = train_task(settings, truth_path, force)
+    create_table_artifact(
+        key="model-comparison",
+        table=[
+            {k: row[k] for k in ("outcome", "model", "metric", "estimate", "lo", "hi")}
+            for row in summary["comparison"]
+            if row["metric"] in ("auroc", "auprc", "brier", "calibration_slope", "ppv_top_5pct")
+        ],
+        description="Models against baselines on the evaluation index date (95% bootstrap intervals).",
+    )
+    return summary
+
+
+@task(cache_policy=NO_CACHE)
+def score_task(settings: Settings, as_of: str | None) -> Any:
+    from pipelines.scoring import score_population, store
+
+    result = score_population(settings, date.fromisoformat(as_of) if as_of else None)
+    store(settings.db, result)
+    log.info("scored %s", ", ".join(f"{k} {v:,}" for k, v in result.counts().items()))
+    return result
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def publish_task(settings: Settings, result: Any) -> dict[str, Any]:
+    from pipelines.publish import publish
+
+    report = publish(
+        settings.outputs,
+        result.team_list,
+        result.explanations,
+        result.leavers,
+        result.activity,
+        result.population_summary,
+        result.opted_out_ids,
+    )
+    return {
+        "folder": str(settings.outputs / result.as_of.isoformat()),
+        "files": len(report.files),
+        "teams": report.teams,
+        "people_listed": report.people_listed,
+    }
+
+
+@flow(name="score")
+def score(
+    config: str | None = None, overrides: dict[str, Any] | None = None, as_of: str | None = None
+) -> dict[str, Any]:
+    """Score everyone eligible, stratify, cut each team's list at capacity, explain, and publish."""
+    settings = _settings(config, overrides)
+    result = score_task(settings, as_of)
+    published = publish_task(settings, result)
+    counts = result.counts()
+    create_table_artifact(
+        key="weekly-score-counts",
+        table=[{"measure": k, "value": v} for k, v in counts.items()],
+        description=f"Run {result.run_id} as of {result.as_of}: aggregate counts only.",
+    )
+    return {
+        "run_id": result.run_id,
+        "as_of": str(result.as_of),
+        "counts": counts,
+        "published": published,
+        "model_versions": result.model_versions,
+    }
+
+
+@flow(name="weekly")
+def weekly(config: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The weekly refresh: ingest every batch not yet loaded, then score and publish."""
+    settings = _settings(config, overrides)
+    batch_dirs = sorted(str(p) for p in settings.batches.iterdir() if p.is_dir()) if settings.batches.exists() else []
+    reports = ingest(batch_dirs=batch_dirs, config=config, overrides=overrides) if batch_dirs else []
+    scored = score(config=config, overrides=overrides)
+    return {"ingest": reports, "score": scored}
+
+
 @flow(name="demo")
 def demo(config: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The embedded default end to end: generate a synthetic population, then ingest it."""
+    """The embedded default end to end: generate a synthetic population, ingest, train, score and publish."""
     settings = _settings(config, overrides)
     generated = generate_task(settings)
-    reports = ingest(batch_dirs=generated["batch_dirs"], overrides=settings.to_dict())
-    return {"generated": generated, "ingest": reports}
+    reports = ingest(batch_dirs=generated["batch_dirs"], config=config, overrides=overrides)
+    trained = train(config=config, overrides=overrides, truth_path=generated["truth_path"])
+    scored = score(config=config, overrides=overrides)
+    return {"generated": generated, "ingest": reports, "train": trained, "score": scored}

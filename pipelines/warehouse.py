@@ -51,3 +51,33 @@ def latest_extract_date(db_path: Path) -> date | None:
     with connect(db_path) as con:
         row = con.execute("SELECT max(extract_date) FROM batches").fetchone()
     return row[0] if row else None
+
+
+def earliest_event_date(db_path: Path) -> date | None:
+    """The first admission, attendance or contact date loaded: where usable history begins."""
+    with connect(db_path) as con:
+        present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        firsts = [
+            con.execute(f"SELECT min({column}) FROM {table}").fetchone()[0]
+            for table, column in _ACTIVITY_DATES.items()
+            if table in present
+        ]
+    dates = [d for d in firsts if d is not None]
+    return min(dates) if dates else None
+
+
+# The event date of each activity table, the one that places an event in time.
+_ACTIVITY_DATES = {
+    "apc_spells": "admission_date",
+    "ae_attendances": "arrival_date",
+    "op_appointments": "appointment_date",
+    "gp_events": "event_date",
+    "community_contacts": "contact_date",
+    "prescriptions": "issue_date",
+}
+
+
+def batch_ids(db_path: Path) -> list[str]:
+    """Every batch loaded so far, in load order: the data behind a run."""
+    with connect(db_path) as con:
+        return [row[0] for row in con.execute("SELECT batch_id FROM batches ORDER BY batch_id").fetchall()]

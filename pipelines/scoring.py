@@ -1,0 +1,406 @@
+"""Weekly scoring: score everyone eligible with each outcome's current model, stratify into tiers, cut each
+team's list at its capacity, explain everyone listed, and say what changed since last week.
+
+Plain Python; the `score` flow wraps it. Person-level results stay in the warehouse (`risk_scores`,
+`team_list_history`) and in each team's own outputs; logs carry counts only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from features.build import build_features
+from features.catalogue import CATALOGUE, explain_phrase
+from features.inputs import Tables, add_months
+from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, team_lists, week_on_week
+from pipelines.settings import Settings
+from pipelines.warehouse import batch_ids, latest_extract_date, read_tables
+
+log = logging.getLogger("riskstrat.score")
+
+RECENT_DISCHARGE_DAYS = 30
+ACTIVITY_MONTHS = 24
+
+# Each activity table as timeline rows: (setting, date column, detail expression).
+_TIMELINE: dict[str, tuple[str, str, pl.Expr]] = {
+    "ae_attendances": ("A&E", "arrival_date", pl.lit("A&E attendance, type ") + pl.col("department_type")),
+    "op_appointments": (
+        "outpatient",
+        "appointment_date",
+        pl.lit("outpatient appointment, status ") + pl.col("attendance_status"),
+    ),
+    "gp_events": ("GP", "event_date", pl.lit("GP: ") + pl.col("event_type").str.replace_all("_", " ")),
+    "community_contacts": (
+        "community",
+        "contact_date",
+        pl.lit("community: ") + pl.col("service").str.replace_all("_", " "),
+    ),
+}
+
+
+@dataclass
+class ScoreResult:
+    run_id: str
+    as_of: date
+    ranking_outcome: str
+    model_versions: dict[str, str]
+    data_batches: list[str]
+    population: pl.DataFrame
+    team_list: pl.DataFrame
+    explanations: pl.DataFrame
+    leavers: pl.DataFrame
+    activity: pl.DataFrame
+    population_summary: pl.DataFrame
+    opted_out_ids: set[str] = field(repr=False, default_factory=set)
+
+    def counts(self) -> dict[str, int]:
+        """Aggregate counts only: safe for logs and Prefect artifacts."""
+        tiers = dict(self.population.group_by("tier").len().iter_rows())
+        return {
+            "people_scored": self.population.height,
+            "people_listed": self.team_list.height,
+            "teams": self.team_list["team_id"].n_unique(),
+            "leavers": self.leavers.height,
+            **{f"tier_{k.replace(' ', '_')}": int(v) for k, v in sorted(tiers.items())},
+        }
+
+
+def run_id_for(as_of: date, model_versions: dict[str, str], batches: list[str]) -> str:
+    """Deterministic: the same data and models give the same run id (and the same outputs)."""
+    key = json.dumps({"as_of": str(as_of), "models": model_versions, "batches": batches}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def score_population(settings: Settings, as_of: date | None = None, tables: Tables | None = None) -> ScoreResult:
+    from models.explain import explain
+    from models.registry import ModelRegistry
+
+    as_of = as_of or latest_extract_date(settings.db)
+    if as_of is None:
+        raise ValueError(f"{settings.db} holds no loaded batches: run `riskstrat ingest` first")
+    tables = tables if tables is not None else read_tables(settings.db)
+    registry = ModelRegistry(settings.registry)
+    ranking = settings.scoring.ranking_outcome
+    versions = {o: v for o in settings.training.outcomes if (v := registry.current_version(o)) is not None}
+    if ranking not in versions:
+        raise FileNotFoundError(f"no current model for the ranking outcome {ranking!r}: run `riskstrat train` first")
+    models = {o: registry.load(o, v) for o, v in versions.items()}
+    batches = batch_ids(settings.db)
+    run_id = run_id_for(as_of, versions, batches)
+
+    features = build_features(tables, as_of).collect()
+    risk_col = f"risk_{ranking}"
+    persons = tables["persons"].select("person_id", "gp_practice").collect()
+    population = features.select(
+        "person_id", "age", "sex", "imd_decile", *[c for c in _SERVICE_FEATURES if c in features.columns]
+    ).join(persons, on="person_id", how="left")
+    population = population.with_columns(
+        [pl.Series(f"risk_{o}", model.predict_proba(features)) for o, model in models.items()]
+    )
+    population = assign_tiers(population, risk_col, settings.scoring.tiers)
+    teams = tables["teams"].collect()
+    lists = team_lists(population, teams, risk_col)
+
+    previous = previous_lists(settings.db, as_of)
+    opted_out = set(tables["opt_outs"].select("person_id").collect()["person_id"].to_list())
+    status = leaver_status(previous, tables, as_of, teams)
+    marked, leavers = week_on_week(lists, previous, status, risk_col, settings.scoring.rising_threshold)
+
+    listed = features.join(marked.select("person_id"), on="person_id", how="semi")
+    explanations = explain(models[ranking], listed, settings.scoring.top_reasons)
+    team_list = _list_rows(marked, explanations, tables, as_of, run_id, versions, batches, ranking, settings)
+    return ScoreResult(
+        run_id=run_id,
+        as_of=as_of,
+        ranking_outcome=ranking,
+        model_versions=versions,
+        data_batches=batches,
+        population=population,
+        team_list=team_list,
+        explanations=_explanation_rows(explanations, listed, marked),
+        leavers=leavers,
+        activity=activity_timeline(tables, marked.select("person_id"), as_of),
+        population_summary=_population_summary(population, teams, risk_col),
+        opted_out_ids=opted_out,
+    )
+
+
+# Features that describe current services on the list.
+_SERVICE_FEATURES = ("asc_current_service", "asc_weekly_cost_now", "in_residential_or_nursing_care")
+
+
+def _list_rows(
+    marked: pl.DataFrame,
+    explanations: pl.DataFrame,
+    tables: Tables,
+    as_of: date,
+    run_id: str,
+    versions: dict[str, str],
+    batches: list[str],
+    ranking: str,
+    settings: Settings,
+) -> pl.DataFrame:
+    reasons = (
+        explanations.sort(["person_id", "rank"])
+        .with_columns(
+            phrase=pl.struct("feature", "value", "contribution").map_elements(_reason_text, return_dtype=pl.String)
+        )
+        .group_by("person_id", maintain_order=True)
+        .agg(
+            reasons=pl.col("phrase").str.join("; "),
+            base_logodds=pl.col("base_value").first(),
+            logodds=pl.col("logodds").first(),
+        )
+    )
+    discharged = recently_discharged(tables, as_of)
+    sex_labels = {"1": "Male", "2": "Female", "9": "Indeterminate", "X": "Not known"}
+    return (
+        marked.join(reasons, on="person_id", how="left")
+        .with_columns(
+            run_id=pl.lit(run_id),
+            as_of=pl.lit(as_of),
+            model_versions=pl.lit(";".join(f"{o}={v}" for o, v in sorted(versions.items()))),
+            data_batches=pl.lit(describe_batches(batches)),
+            age_band=age_band(pl.col("age")),
+            sex=pl.col("sex").replace_strict(sex_labels, default="Not known"),
+            ranking_outcome=pl.lit(ranking),
+            risk=pl.col(f"risk_{ranking}"),
+            social_care_package=_package_text(),
+            in_care_home=pl.col("in_residential_or_nursing_care").fill_null(False),
+            recent_discharge=pl.col("person_id").is_in(discharged.implode()),
+            explain_scale=pl.lit(settings.scoring.explain_scale),
+        )
+        .sort(["team_id", "rank"])
+    )
+
+
+def _reason_text(row: dict[str, Any]) -> str:
+    direction = "raises risk" if row["contribution"] > 0 else "lowers risk"
+    return f"{explain_phrase(row['feature'], _typed_value(row['feature'], row['value']))}: {direction}"
+
+
+def _typed_value(feature: str, text: str | None) -> object:
+    """explain() renders values as text; the phrase templates want the feature's own type back."""
+    if text is None:
+        return None
+    dtype = CATALOGUE[feature].dtype
+    if dtype == "bool":
+        return text.lower() == "true"
+    if dtype in ("int", "float"):
+        return float(text)
+    return text
+
+
+def _package_text() -> pl.Expr:
+    service = pl.col("asc_current_service")
+    cost = pl.col("asc_weekly_cost_now")
+    return (
+        pl.when(service.is_null() | (service == "none"))
+        .then(None)
+        .otherwise(
+            service.str.replace_all("_", " ")
+            + pl.lit(", £")
+            + cost.round(0).cast(pl.Int64).cast(pl.String)
+            + pl.lit("/week")
+        )
+    )
+
+
+def _explanation_rows(explanations: pl.DataFrame, listed: pl.DataFrame, marked: pl.DataFrame) -> pl.DataFrame:
+    return (
+        explanations.join(marked.select("person_id", "team_id"), on="person_id", how="inner")
+        .with_columns(
+            reason_rank=pl.col("rank"),
+            feature_label=pl.col("feature").replace_strict({n: f.label for n, f in CATALOGUE.items()}),
+            phrase=pl.struct("feature", "value").map_elements(
+                lambda r: explain_phrase(r["feature"], _typed_value(r["feature"], r["value"])), return_dtype=pl.String
+            ),
+            direction=pl.when(pl.col("contribution") > 0).then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")),
+        )
+        .select(
+            "person_id",
+            "team_id",
+            "reason_rank",
+            "feature",
+            "feature_label",
+            "value",
+            "contribution",
+            "phrase",
+            "direction",
+        )
+    )
+
+
+def recently_discharged(tables: Tables, as_of: date) -> pl.Series:
+    since = as_of - timedelta(days=RECENT_DISCHARGE_DAYS)
+    return (
+        tables["apc_spells"]
+        .filter(pl.col("discharge_date").is_between(since, as_of, closed="left"))
+        .select("person_id")
+        .unique()
+        .collect()["person_id"]
+    )
+
+
+def activity_timeline(tables: Tables, people: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """The last 24 months of activity of the listed people, one row per event, for the person pages."""
+    since = add_months(as_of, -ACTIVITY_MONTHS)
+    who = people.lazy()
+
+    def window(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+        return frame.join(who, on="person_id", how="semi").filter(pl.col(column).is_between(since, as_of, "left"))
+
+    spells = window(tables["apc_spells"], "admission_date").with_columns(
+        setting=pl.when(pl.col("admission_method").is_in(_emergency_methods()))
+        .then(pl.lit("emergency admission"))
+        .otherwise(pl.lit("elective admission"))
+    )
+    parts = [
+        spells.select(
+            "person_id",
+            pl.col("admission_date").alias("event_date"),
+            "setting",
+            (pl.lit("admission, diagnosis ") + pl.col("primary_diagnosis").fill_null("not recorded")).alias("detail"),
+            "cost",
+        )
+    ]
+    for table, (setting, column, detail) in _TIMELINE.items():
+        parts.append(
+            window(tables[table], column).select(
+                "person_id",
+                pl.col(column).alias("event_date"),
+                pl.lit(setting).alias("setting"),
+                detail.alias("detail"),
+                "cost",
+            )
+        )
+    parts.append(
+        window(tables["asc_events"], "event_start_date").select(
+            "person_id",
+            pl.col("event_start_date").alias("event_date"),
+            pl.lit("social care").alias("setting"),
+            (pl.col("event_type") + pl.lit(": ") + pl.col("service_type").fill_null("")).alias("detail"),
+            pl.col("weekly_cost").alias("cost"),
+        )
+    )
+    return pl.concat(parts, how="vertical_relaxed").sort(["person_id", "event_date", "setting"]).collect()
+
+
+def _emergency_methods() -> list[str]:
+    from data_contracts.reference import codelist
+
+    return codelist("admission_method").codes_in_group("emergency")
+
+
+def _population_summary(population: pl.DataFrame, teams: pl.DataFrame, risk_col: str) -> pl.DataFrame:
+    return population.join(teams.select("gp_practice", "team_id"), on="gp_practice", how="left").select(
+        pl.col("team_id").fill_null(UNASSIGNED_TEAM),
+        "tier",
+        age_band(pl.col("age")).alias("age_band"),
+        ((pl.col("imd_decile") + 1) // 2).alias("imd_quintile"),
+        pl.col(risk_col).alias("expected_events"),
+    )
+
+
+def previous_lists(db_path: Path, as_of: date) -> pl.DataFrame | None:
+    """Last week's lists: the most recent stored run before `as_of`. Opted-out people are stored with a null
+    id (see ingest), so they still count as leavers without being named."""
+    from pipelines.warehouse import connect
+
+    with connect(db_path) as con:
+        if not _has_table(con, "team_list_history"):
+            return None
+        frame = con.execute(
+            "SELECT team_id, person_id, rank, risk FROM team_list_history "
+            "WHERE as_of = (SELECT max(as_of) FROM team_list_history WHERE as_of < ?)",
+            [as_of],
+        ).pl()
+    return frame if frame.height else None
+
+
+def leaver_status(previous: pl.DataFrame | None, tables: Tables, as_of: date, teams: pl.DataFrame) -> pl.DataFrame:
+    schema = {"person_id": pl.String, "died": pl.Boolean, "opted_out": pl.Boolean, "team_id_now": pl.String}
+    if previous is None:
+        return pl.DataFrame(schema=schema)
+    people = previous.select("person_id").unique()
+    persons = tables["persons"].collect().join(people, on="person_id", how="semi")
+    opted = tables["opt_outs"].select("person_id").unique().collect()
+    known = persons.join(teams.select("gp_practice", "team_id"), on="gp_practice", how="left").select(
+        "person_id",
+        died=pl.col("date_of_death").is_not_null() & (pl.col("date_of_death") <= as_of),
+        opted_out=pl.col("person_id").is_in(opted["person_id"].implode()),
+        team_id_now=pl.col("team_id"),
+    )
+    # A null id on last week's list is someone who has since opted out.
+    return pl.concat(
+        [
+            known,
+            pl.DataFrame(
+                {"person_id": [None], "died": [False], "opted_out": [True], "team_id_now": [None]}, schema=schema
+            ),
+        ]
+    )
+
+
+def _has_table(con: Any, name: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0]
+    )
+
+
+def describe_batches(batches: list[str]) -> str:
+    if not batches:
+        return "none"
+    return batches[0] if len(batches) == 1 else f"{batches[0]} .. {batches[-1]} ({len(batches)} batches)"
+
+
+HISTORY_DDL = (
+    "CREATE TABLE IF NOT EXISTS team_list_history (run_id VARCHAR, as_of DATE, team_id VARCHAR, person_id VARCHAR, "
+    "rank BIGINT, risk DOUBLE)",
+    "CREATE TABLE IF NOT EXISTS risk_scores (run_id VARCHAR, as_of DATE, person_id VARCHAR, outcome VARCHAR, "
+    "risk DOUBLE, tier VARCHAR, population_rank BIGINT)",
+)
+
+
+def store(db_path: Path, result: ScoreResult) -> None:
+    """Keep this run's scores and lists in the warehouse (next week's changes are measured against them).
+    Atomic, and idempotent per as-of date: a rerun for the same date replaces that date's rows."""
+    from pipelines.warehouse import connect
+
+    risk_cols = [c for c in result.population.columns if c.startswith("risk_")]
+    scores = result.population.unpivot(
+        index=["person_id", "tier", "population_rank"], on=risk_cols, variable_name="outcome", value_name="risk"
+    ).select(
+        pl.lit(result.run_id).alias("run_id"),
+        pl.lit(result.as_of).alias("as_of"),
+        "person_id",
+        pl.col("outcome").str.strip_prefix("risk_"),
+        "risk",
+        "tier",
+        "population_rank",
+    )
+    history = result.team_list.select(
+        "run_id", "as_of", "team_id", "person_id", "rank", pl.col("risk").cast(pl.Float64)
+    )
+    with connect(db_path, read_only=False) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for ddl in HISTORY_DDL:
+                con.execute(ddl)
+            for table, frame in (("risk_scores", scores), ("team_list_history", history)):
+                con.execute(f"DELETE FROM {table} WHERE as_of = ?", [result.as_of])
+                con.register("incoming", frame.to_arrow())
+                con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+                con.unregister("incoming")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise

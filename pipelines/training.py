@@ -1,0 +1,177 @@
+"""Training run: stack features and outcomes over several index dates, fit each outcome's model, compare it
+with the baselines (and the oracle on synthetic data), and register it.
+
+Plain Python over the warehouse: the `train` flow is a thin wrapper around `train_all`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from features.build import build_features, categorical_columns, feature_columns
+from features.inputs import Tables, add_months
+from features.outcomes import label_outcomes
+from features.settings import OutcomeSettings
+from models.cohorts import age_band
+from pipelines.settings import Settings
+from pipelines.warehouse import earliest_event_date, latest_extract_date, read_tables
+
+log = logging.getLogger("riskstrat.train")
+
+# Subgroups reported in every model card (fairness by age, sex, deprivation and ethnic group).
+SUBGROUP_COLUMNS = ("age_band", "sex", "imd_quintile", "ethnicity_group")
+# PARR-style logistic baseline: a few classic predictors.
+CLASSIC_NUMERIC = ("age", "emergency_admissions_12m", "ltc_count")
+CLASSIC_CATEGORICAL = ("sex",)
+
+
+def prior_use_column(outcome: str) -> str:
+    """What "last year's top users" ranks by: last year's cost for the cost outcome, emergency use otherwise."""
+    return "cost_total_12m" if outcome == "high_cost" else "emergency_admissions_12m"
+
+
+@dataclass
+class TrainingPlan:
+    eval_index_date: date
+    fit_candidates: list[date]
+
+    @property
+    def index_dates(self) -> list[date]:
+        return [*self.fit_candidates, self.eval_index_date]
+
+
+def plan_index_dates(
+    latest_data: date,
+    earliest_data: date,
+    horizon_months: int,
+    spacing_months: int,
+    min_history_months: int,
+    max_fit_dates: int,
+) -> TrainingPlan:
+    """Evaluate at the latest index date whose outcome window is complete; fit on earlier quarterly dates whose
+    own windows close by then and which have at least `min_history_months` of history before them."""
+    eval_index = add_months(latest_data, -horizon_months)
+    last_fit = add_months(eval_index, -horizon_months)
+    candidates = []
+    step = 0
+    while len(candidates) < max_fit_dates:
+        candidate = add_months(last_fit, -spacing_months * step)
+        if candidate < add_months(earliest_data, min_history_months):
+            break
+        candidates.append(candidate)
+        step += 1
+    if not candidates:
+        raise ValueError(
+            f"not enough history to train: data run from {earliest_data} to {latest_data}, and a fit index date "
+            f"needs {min_history_months} months of history plus two {horizon_months}-month windows after it"
+        )
+    return TrainingPlan(eval_index, sorted(candidates))
+
+
+def training_frame(tables: Tables, index_dates: list[date], outcomes: OutcomeSettings) -> pl.DataFrame:
+    """Features as of each index date joined with what happened in the horizon after it, stacked."""
+    frames = []
+    for index_date in index_dates:
+        features = build_features(tables, index_date)
+        labels = label_outcomes(tables, index_date, outcomes)
+        frames.append(
+            features.join(labels, on="person_id", how="inner").with_columns(index_date=pl.lit(index_date)).collect()
+        )
+    return with_subgroups(pl.concat(frames, how="vertical"))
+
+
+def with_subgroups(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        age_band=age_band(pl.col("age")),
+        imd_quintile=((pl.col("imd_decile") + 1) // 2).cast(pl.String).fill_null("unknown"),
+    )
+
+
+def with_oracle(frame: pl.DataFrame, truth_path: Path | None, eval_index: date) -> tuple[pl.DataFrame, bool]:
+    """Add the generator's true probabilities (`true_p_<outcome>`) to the evaluation rows when they exist."""
+    if truth_path is None or not truth_path.exists():
+        return frame, False
+    truth = pl.read_parquet(truth_path).filter(pl.col("index_date") == eval_index)
+    if truth.height == 0:
+        return frame, False
+    wide = truth.pivot(on="outcome", index=["person_id", "index_date"], values="probability")
+    wide = wide.rename({c: f"true_p_{c}" for c in wide.columns if c not in ("person_id", "index_date")})
+    return frame.join(wide, on=["person_id", "index_date"], how="left"), True
+
+
+@dataclass
+class TrainReport:
+    plan: TrainingPlan
+    rows: int
+    comparison: pl.DataFrame
+    decisions: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def train_all(
+    settings: Settings,
+    truth_path: Path | None = None,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> TrainReport:
+    """Train, compare and register a model for every outcome in `settings.training.outcomes`."""
+    from models.baselines import comparison_table, evaluate_models, standard_baselines
+    from models.registry import ModelRegistry
+    from models.training import train_outcome
+
+    say = progress or (lambda message: log.info(message))
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    tables = read_tables(settings.db)
+    latest, earliest = latest_extract_date(settings.db), earliest_event_date(settings.db)
+    if latest is None or earliest is None:
+        raise ValueError(f"{settings.db} holds no loaded batches: run `riskstrat ingest` first")
+    horizon = settings.outcomes.horizon_months
+    t = settings.training
+    plan = plan_index_dates(
+        latest, earliest, horizon, t.index_spacing_months, t.min_history_months, t.max_fit_index_dates
+    )
+    say(f"building features and outcomes at {len(plan.index_dates)} index dates (evaluation {plan.eval_index_date})")
+    frame = training_frame(tables, plan.index_dates, settings.outcomes)
+    frame, has_oracle = with_oracle(frame, truth_path, plan.eval_index_date)
+    timings["features"] = time.perf_counter() - started
+
+    registry = ModelRegistry(settings.registry)
+    comparisons, decisions = [], {}
+    for outcome in t.outcomes:
+        step = time.perf_counter()
+        say(f"training {outcome}")
+        model = train_outcome(
+            frame,
+            outcome,
+            feature_columns(),
+            categorical_columns(),
+            plan.eval_index_date,
+            t,
+            horizon_months=horizon,
+            subgroup_cols=SUBGROUP_COLUMNS,
+        )
+        oracle_col = f"true_p_{outcome}" if has_oracle and f"true_p_{outcome}" in frame.columns else None
+        baselines = standard_baselines(
+            outcome,
+            prior_use_col=prior_use_column(outcome),
+            classic_numeric_cols=CLASSIC_NUMERIC,
+            classic_categorical_cols=CLASSIC_CATEGORICAL,
+            true_probability_col=oracle_col,
+            seed=t.seed,
+        )
+        evaluations = evaluate_models(frame, model, baselines, t)
+        decision = registry.save(model, baseline_evaluations=evaluations, eval_frame=frame, force_promotion=force)
+        decisions[outcome] = decision
+        comparisons.append(comparison_table(outcome, evaluations))
+        timings[outcome] = time.perf_counter() - step
+    timings["total"] = time.perf_counter() - started
+    return TrainReport(plan, frame.height, pl.concat(comparisons), decisions, timings)
