@@ -318,10 +318,10 @@ def previous_lists(db_path: Path, as_of: date) -> pl.DataFrame | None:
     with connect(db_path) as con:
         if not _has_table(con, "team_list_history"):
             return None
-        frame = con.execute(
+        frame = con.sql(
             "SELECT team_id, person_id, rank, risk FROM team_list_history "
-            "WHERE as_of = (SELECT max(as_of) FROM team_list_history WHERE as_of < ?)",
-            [as_of],
+            "WHERE as_of = (SELECT max(as_of) FROM team_list_history WHERE as_of < $1)",
+            params=[as_of],
         ).pl()
     return frame if frame.height else None
 

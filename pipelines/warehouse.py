@@ -26,7 +26,7 @@ def read_tables(db_path: Path, names: Iterable[str] | None = None) -> dict[str, 
         present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         for name in wanted:
             if name in present:
-                frames[name] = con.execute(f"SELECT * FROM {name}").pl().lazy()
+                frames[name] = con.sql(f"SELECT * FROM {name}").pl().lazy()
             else:
                 frames[name] = empty_table(name).lazy()
     return frames
@@ -49,8 +49,7 @@ def empty_table(name: str) -> pl.DataFrame:
 def latest_extract_date(db_path: Path) -> date | None:
     """The newest batch's extract date: the default "as of" for scoring."""
     with connect(db_path) as con:
-        row = con.execute("SELECT max(extract_date) FROM batches").fetchone()
-    return row[0] if row else None
+        return con.execute("SELECT max(extract_date) FROM batches").fetchall()[0][0]
 
 
 def earliest_event_date(db_path: Path) -> date | None:
@@ -58,7 +57,7 @@ def earliest_event_date(db_path: Path) -> date | None:
     with connect(db_path) as con:
         present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         firsts = [
-            con.execute(f"SELECT min({column}) FROM {table}").fetchone()[0]
+            con.execute(f"SELECT min({column}) FROM {table}").fetchall()[0][0]
             for table, column in _ACTIVITY_DATES.items()
             if table in present
         ]

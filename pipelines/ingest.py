@@ -1,0 +1,514 @@
+"""Validated, atomic, idempotent ingest of one batch folder into DuckDB (plain Python; flows wrap it).
+
+A batch folder holds one `<table>.csv` or `<table>.parquet` per contract table (any may be absent) and
+an optional `batch.json` {"batch_id", "extract_date", ...}. The batch id defaults to the folder name;
+the extract date defaults to the latest event date found in the batch (logged when used), so a re-run
+gives the same answer as the first run.
+
+One batch is one DuckDB transaction: any failure rolls everything back. Within it:
+1. the batch id is looked up in `batches`: same file checksums -> no-op; different -> BatchRejected;
+2. every file's header is checked (a missing required column rejects the whole batch);
+3. tables load in `LOAD_ORDER`: opt-outs first (and an opt-out deletes that person's rows loaded by
+   earlier batches, counted as `rows_removed`), then persons, then the rest, each checked against the
+   persons and opt-outs already in the database (including this batch's, loaded just before);
+4. each table's valid rows replace any rows with the same grain key (corrections win), rejected rows go
+   to `quarantine`, and the counts must reconcile (read = loaded + quarantined + excluded) before commit.
+
+Lookups touch only the person ids present in the batch (semi-joins against a registered frame), so a
+weekly batch costs in proportion to its size, apart from the key-replacement deletes, which scan the key
+columns of the target table (there is deliberately no PRIMARY KEY index; see `Table.ddl`).
+Log messages carry counts only, never person-level values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from data_contracts.costs import add_derived_costs
+from data_contracts.schema import Table
+from data_contracts.settings import IngestSettings
+from data_contracts.tables import ACTIVITY_TABLES, OPT_OUTS, PERSONS, TABLES
+from data_contracts.validation import (
+    PERSON_LOOKUP_COLUMNS,
+    FileRejected,
+    ValidationResult,
+    check_required_columns,
+    clean_text,
+    max_event_date,
+    read_table_file,
+    validate_table,
+)
+
+log = logging.getLogger("riskstrat.ingest")
+
+LOAD_ORDER: tuple[str, ...] = (
+    OPT_OUTS.name,
+    PERSONS.name,
+    *(n for n in TABLES if n not in (OPT_OUTS.name, PERSONS.name)),
+)
+"""Opt-outs before persons before activity: later tables are checked against the earlier ones."""
+PERSON_TABLES: tuple[str, ...] = (PERSONS.name, *ACTIVITY_TABLES)
+"""Tables an opt-out removes rows from."""
+BATCH_MANIFEST = "batch.json"
+
+# Bookkeeping tables (not contract tables: they describe loads, not people).
+META_DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS quarantine (
+  batch_id VARCHAR, table_name VARCHAR, source_row BIGINT, column_name VARCHAR,
+  reason VARCHAR, all_reasons VARCHAR, raw_values VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS ingest_log (
+  batch_id VARCHAR, table_name VARCHAR, file_name VARCHAR, sha256 VARCHAR,
+  rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_excluded BIGINT, rows_removed BIGINT,
+  extract_date DATE, loaded_at TIMESTAMP
+)""",
+    """CREATE TABLE IF NOT EXISTS batches (
+  batch_id VARCHAR, extract_date DATE, loaded_at TIMESTAMP, files_sha256 VARCHAR
+)""",
+)
+
+
+class BatchRejected(Exception):
+    """The batch as a whole cannot be loaded; nothing from it was loaded."""
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the `fail_after_table` test hook."""
+
+
+class ReconciliationError(RuntimeError):
+    """Rows went missing between reading and loading: a bug, so the batch is rolled back."""
+
+
+@dataclass
+class TableCounts:
+    table: str
+    file: str | None
+    sha256: str | None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_excluded: int = 0
+    rows_removed: int = 0
+
+    def reconciles(self) -> bool:
+        return self.rows_read == self.rows_loaded + self.rows_quarantined + self.rows_excluded
+
+
+@dataclass
+class IngestReport:
+    batch_id: str
+    status: str  # "loaded" | "skipped_already_loaded"
+    tables: list[TableCounts] = field(default_factory=list)
+    quarantine_reasons: dict[tuple[str, str], int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    directory: Path
+    extract_date: date | None  # from batch.json; None until resolved
+    files: dict[str, Path]  # table name -> file
+    sha256: dict[str, str]  # table name -> checksum
+    combined_sha256: str
+
+
+# ---------------------------------------------------------------------------------------------- batch folder
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_manifest(batch_dir: Path) -> dict[str, object]:
+    path = batch_dir / BATCH_MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BatchRejected(f"{BATCH_MANIFEST} in {batch_dir.name}: cannot be read ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise BatchRejected(f"{BATCH_MANIFEST} in {batch_dir.name}: expected a JSON object")
+    return manifest
+
+
+def _table_files(batch_dir: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    ignored: list[str] = []
+    for path in sorted(batch_dir.iterdir()):
+        if path.suffix not in (".csv", ".parquet") or not path.is_file():
+            continue
+        if path.stem not in TABLES:
+            ignored.append(path.name)
+            continue
+        if path.stem in files:
+            raise BatchRejected(f"{batch_dir.name}: both {files[path.stem].name} and {path.name} given for one table")
+        files[path.stem] = path
+    if ignored:
+        log.warning("batch folder %s: ignoring files that are not contract tables: %s", batch_dir.name, ignored)
+    return files
+
+
+def read_batch(batch_dir: Path) -> Batch:
+    """The batch's id, declared extract date, table files and checksums (no rows read)."""
+    batch_dir = Path(batch_dir)
+    if not batch_dir.is_dir():
+        raise BatchRejected(f"batch folder {batch_dir} does not exist")
+    manifest = _read_manifest(batch_dir)
+    extract_date = None
+    if manifest.get("extract_date") is not None:
+        try:
+            extract_date = date.fromisoformat(str(manifest["extract_date"]))
+        except ValueError as exc:
+            raise BatchRejected(f"{BATCH_MANIFEST} in {batch_dir.name}: bad extract_date ({exc})") from exc
+    files = _table_files(batch_dir)
+    sha256 = {name: file_sha256(path) for name, path in files.items()}
+    # The manifest is part of the batch: a changed extract date is a changed batch.
+    parts = [f"{files[n].name}:{s}" for n, s in sorted(sha256.items())]
+    if (batch_dir / BATCH_MANIFEST).exists():
+        parts.append(f"{BATCH_MANIFEST}:{file_sha256(batch_dir / BATCH_MANIFEST)}")
+    return Batch(
+        batch_id=str(manifest.get("batch_id") or batch_dir.name),
+        directory=batch_dir,
+        extract_date=extract_date,
+        files=files,
+        sha256=sha256,
+        combined_sha256=hashlib.sha256("\n".join(parts).encode()).hexdigest(),
+    )
+
+
+def check_headers(batch: Batch) -> None:
+    """Reject the batch before any row is read when a file is unreadable or lacks a required column."""
+    for name, path in batch.files.items():
+        try:
+            extra = check_required_columns(path, TABLES[name])
+        except FileRejected as exc:
+            raise BatchRejected(f"batch {batch.batch_id}: {exc}") from exc
+        if extra:
+            log.warning(
+                "batch %s: %s has %d column(s) outside the contract, ignored", batch.batch_id, path.name, len(extra)
+            )
+
+
+def resolve_extract_date(batch: Batch) -> date | None:
+    if batch.extract_date is not None:
+        return batch.extract_date
+    try:
+        latest = [max_event_date(path, TABLES[name]) for name, path in batch.files.items()]
+    except FileRejected as exc:
+        raise BatchRejected(f"batch {batch.batch_id}: {exc}") from exc
+    found = [d for d in latest if d is not None]
+    if not found:
+        log.warning("batch %s: no extract_date and no event dates; the future-date check is skipped", batch.batch_id)
+        return None
+    log.info(
+        "batch %s: no extract_date in %s; using the latest event date in the batch, %s",
+        batch.batch_id,
+        BATCH_MANIFEST,
+        max(found),
+    )
+    return max(found)
+
+
+# ---------------------------------------------------------------------------------------------- database
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every contract table and the bookkeeping tables when absent."""
+    for table in TABLES.values():
+        con.execute(table.ddl())
+    for ddl in META_DDL:
+        con.execute(ddl)
+
+
+def _previous_checksum(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None:
+    rows = con.execute("SELECT files_sha256 FROM batches WHERE batch_id = ?", [batch_id]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _changed(con: duckdb.DuckDBPyConnection, statement: str, params: list[object] | None = None) -> int:
+    """Run a DELETE/INSERT and return how many rows it changed (fetching all, so no result stays open)."""
+    rows = con.execute(statement, params or []).fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """Expose a Polars frame to SQL as `name` for the block (as Arrow: zero-copy and cheap to register)."""
+    con.register(name, frame.to_arrow())
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+def _person_ids(raw: pl.DataFrame) -> pl.DataFrame:
+    """Distinct person ids in a file, cleaned as validation cleans them."""
+    return raw.select(clean_text(pl.col("person_id")).alias("person_id")).drop_nulls().unique()
+
+
+def lookup_people(
+    con: duckdb.DuckDBPyConnection, ids: pl.DataFrame, with_persons: bool
+) -> tuple[pl.Series, pl.DataFrame | None]:
+    """Which of `ids` opted out, and (with_persons) the birth year and month of those who are known.
+    Only the batch's ids are looked up; the database already holds this batch's opt-outs and persons."""
+    columns = ", ".join(f"p.{c}" for c in PERSON_LOOKUP_COLUMNS)
+    with registered(con, "_batch_person_ids", ids):
+        opted_out = con.sql(
+            "SELECT DISTINCT o.person_id FROM opt_outs o SEMI JOIN _batch_person_ids i ON o.person_id = i.person_id"
+        ).pl()
+        persons = (
+            con.sql(f"SELECT {columns} FROM persons p SEMI JOIN _batch_person_ids i ON p.person_id = i.person_id").pl()
+            if with_persons
+            else None
+        )
+    return opted_out.get_column("person_id"), persons
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, table: Table, staged: pl.DataFrame) -> tuple[int, int]:
+    """Delete rows whose grain key is staged (a join, no index needed), then insert the staged rows.
+    Returns (replaced, inserted)."""
+    columns = ", ".join(c.name for c in table.all_columns)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in table.grain)
+    with registered(con, "_staged", staged):
+        replaced = _changed(con, f"DELETE FROM {table.name} AS t USING _staged AS s WHERE {on}")
+        inserted = _changed(con, f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM _staged")
+    return replaced, inserted
+
+
+def remove_opted_out(con: duckdb.DuckDBPyConnection, opted_out: pl.DataFrame) -> dict[str, int]:
+    """Delete earlier batches' rows of people who opted out (every person table and the quarantine)."""
+    removed: dict[str, int] = {}
+    if opted_out.is_empty():
+        return removed
+    with registered(con, "_opted_out", opted_out.select("person_id").unique()):
+        for name in PERSON_TABLES:
+            n = _changed(con, f"DELETE FROM {name} AS t USING _opted_out AS o WHERE t.person_id = o.person_id")
+            if n:
+                removed[name] = n
+        # Quarantine keeps raw rows, which are that person's data too.
+        n = _changed(
+            con,
+            "DELETE FROM quarantine AS q USING _opted_out AS o "
+            "WHERE json_extract_string(q.raw_values, '$.person_id') = o.person_id",
+        )
+    if n:
+        log.info("removed %d quarantine rows of people who opted out", n)
+    return removed
+
+
+def write_quarantine(con: duckdb.DuckDBPyConnection, batch_id: str, table: str, quarantine: pl.DataFrame) -> None:
+    if quarantine.is_empty():
+        return
+    with registered(con, "_quarantine", quarantine):
+        _changed(
+            con,
+            "INSERT INTO quarantine "
+            "SELECT ?, ?, source_row, column_name, reason, all_reasons, raw_values FROM _quarantine",
+            [batch_id, table],
+        )
+
+
+def write_log(
+    con: duckdb.DuckDBPyConnection, batch: Batch, counts: list[TableCounts], extract_date: date | None, at: datetime
+) -> None:
+    con.executemany(
+        "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [
+                batch.batch_id,
+                c.table,
+                c.file,
+                c.sha256,
+                c.rows_read,
+                c.rows_loaded,
+                c.rows_quarantined,
+                c.rows_excluded,
+                c.rows_removed,
+                extract_date,
+                at,
+            ]
+            for c in counts
+        ],
+    )
+    _changed(con, "INSERT INTO batches VALUES (?, ?, ?, ?)", [batch.batch_id, extract_date, at, batch.combined_sha256])
+
+
+# ---------------------------------------------------------------------------------------------- one table
+
+
+def validate_file(
+    con: duckdb.DuckDBPyConnection,
+    batch_id: str,
+    path: Path,
+    table: Table,
+    extract_date: date | None,
+    settings: IngestSettings,
+) -> ValidationResult:
+    """Read a file and validate it against the contract and the persons and opt-outs in the database."""
+    try:
+        raw = read_table_file(path, table)
+    except FileRejected as exc:
+        raise BatchRejected(f"batch {batch_id}: {exc}") from exc
+    opted_out = persons = None
+    if table.person_linked or table.name == PERSONS.name:
+        opted_out, persons = lookup_people(con, _person_ids(raw), with_persons=table.person_linked)
+    return validate_table(
+        raw, table, extract_date, persons, opted_out, quarantine_cap=settings.quarantine_cap_per_reason
+    )
+
+
+def load_table(
+    con: duckdb.DuckDBPyConnection,
+    batch: Batch,
+    table: Table,
+    extract_date: date | None,
+    settings: IngestSettings,
+) -> tuple[TableCounts, ValidationResult]:
+    path = batch.files[table.name]
+    result = validate_file(con, batch.batch_id, path, table, extract_date, settings)
+    staged = add_derived_costs(result.valid, table.name).with_columns(pl.lit(batch.batch_id).alias("batch_id"))
+    replaced, inserted = replace_rows(con, table, staged.select(c.name for c in table.all_columns))
+    write_quarantine(con, batch.batch_id, table.name, result.quarantine)
+    counts = TableCounts(
+        table=table.name,
+        file=path.name,
+        sha256=batch.sha256[table.name],
+        rows_read=result.rows_read,
+        rows_loaded=inserted,
+        rows_quarantined=result.rows_quarantined,
+        rows_excluded=result.rows_excluded,
+    )
+    if inserted != result.rows_valid or not counts.reconciles():
+        raise ReconciliationError(
+            f"{table.name}: read {counts.rows_read} != loaded {inserted} (valid {result.rows_valid}) "
+            f"+ quarantined {counts.rows_quarantined} + excluded {counts.rows_excluded}"
+        )
+    log.info(
+        "batch %s %s: read %d, loaded %d (%d replaced earlier rows), quarantined %d, excluded %d",
+        batch.batch_id,
+        table.name,
+        counts.rows_read,
+        counts.rows_loaded,
+        replaced,
+        counts.rows_quarantined,
+        counts.rows_excluded,
+    )
+    return counts, result
+
+
+# ---------------------------------------------------------------------------------------------- one batch
+
+
+def _load_all_tables(
+    con: duckdb.DuckDBPyConnection,
+    batch: Batch,
+    extract_date: date | None,
+    settings: IngestSettings,
+    fail_after_table: str | None,
+) -> tuple[list[TableCounts], Counter[tuple[str, str]]]:
+    counts: dict[str, TableCounts] = {}
+    reasons: Counter[tuple[str, str]] = Counter()
+    for name in LOAD_ORDER:
+        if name in batch.files:
+            loaded, result = load_table(con, batch, TABLES[name], extract_date, settings)
+            loaded.rows_removed = counts[name].rows_removed if name in counts else 0
+            counts[name] = loaded
+            reasons.update({(name, reason): n for reason, n in result.reason_counts.items()})
+            if name == OPT_OUTS.name:
+                for table, n in remove_opted_out(con, result.valid).items():
+                    counts.setdefault(table, TableCounts(table, None, None)).rows_removed += n
+        if name == fail_after_table:
+            raise InjectedFailure(f"test hook: failing after table {name}")
+    ordered = [counts[n] for n in LOAD_ORDER if n in counts]
+    broken = [c.table for c in ordered if not c.reconciles()]
+    if broken:
+        raise ReconciliationError(f"counts do not reconcile for {broken}")
+    return ordered, reasons
+
+
+def ingest_batch(
+    db_path: Path,
+    batch_dir: Path,
+    settings: IngestSettings | None = None,
+    fail_after_table: str | None = None,
+) -> IngestReport:
+    """Validate and load one batch folder in one transaction (see the module docstring).
+
+    Raises BatchRejected (nothing loaded) for an unusable file or manifest, or when the batch id was
+    loaded before with different files. `fail_after_table` is a test hook raising after that table loads.
+    """
+    if fail_after_table is not None and fail_after_table not in TABLES:
+        raise ValueError(f"fail_after_table: unknown table {fail_after_table!r}")
+    started = time.perf_counter()
+    settings = settings or IngestSettings()
+    batch = read_batch(batch_dir)
+    con = duckdb.connect(str(db_path))
+    try:
+        con.begin()
+        ensure_schema(con)
+        previous = _previous_checksum(con, batch.batch_id)
+        if previous == batch.combined_sha256:
+            con.rollback()
+            log.info("batch %s: already loaded with the same files; nothing to do", batch.batch_id)
+            return IngestReport(batch.batch_id, "skipped_already_loaded", seconds=time.perf_counter() - started)
+        if previous is not None:
+            raise BatchRejected(
+                f"batch {batch.batch_id} was already loaded from different files (checksums differ): "
+                "give a corrected extract a new batch id"
+            )
+        check_headers(batch)
+        extract_date = resolve_extract_date(batch)
+        counts, reasons = _load_all_tables(con, batch, extract_date, settings, fail_after_table)
+        loaded_at = datetime.now(UTC).replace(tzinfo=None)  # stored as a plain TIMESTAMP, in UTC
+        write_log(con, batch, counts, extract_date, loaded_at)
+        con.commit()
+    except BaseException:
+        _rollback_quietly(con)
+        raise
+    finally:
+        con.close()
+    report = IngestReport(batch.batch_id, "loaded", counts, dict(reasons), time.perf_counter() - started)
+    _log_summary(report)
+    return report
+
+
+def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back without masking the original error (there may be no open transaction)."""
+    try:
+        con.rollback()
+    except duckdb.Error:
+        log.debug("rollback: no open transaction")
+
+
+def _log_summary(report: IngestReport) -> None:
+    for (table, reason), n in sorted(report.quarantine_reasons.items()):
+        log.info("batch %s %s: %d row(s) quarantined for %s", report.batch_id, table, n, reason)
+    log.info(
+        "batch %s loaded: %d rows read, %d loaded, %d quarantined, %d excluded, %d removed in %.2f s",
+        report.batch_id,
+        sum(t.rows_read for t in report.tables),
+        sum(t.rows_loaded for t in report.tables),
+        sum(t.rows_quarantined for t in report.tables),
+        sum(t.rows_excluded for t in report.tables),
+        sum(t.rows_removed for t in report.tables),
+        report.seconds,
+    )
