@@ -351,9 +351,8 @@ def leaver_status(previous: pl.DataFrame | None, tables: Tables, as_of: date, te
 
 
 def _has_table(con: Any, name: str) -> bool:
-    return bool(
-        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0]
-    )
+    query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return bool(con.execute(query, [name]).fetchall()[0][0])
 
 
 def describe_batches(batches: list[str]) -> str:
