@@ -77,6 +77,9 @@ META_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS batches (
   batch_id VARCHAR, extract_date DATE, loaded_at TIMESTAMP, files_sha256 VARCHAR
 )""",
+    # An opt-out row that fails validation (a bad date, an unknown type) still records an objection: its
+    # person id is honoured here, while the row itself stays in quarantine for the data team to fix.
+    """CREATE TABLE IF NOT EXISTS opt_outs_unverified (person_id VARCHAR, batch_id VARCHAR)""",
 )
 
 
@@ -273,7 +276,8 @@ def lookup_people(
     columns = ", ".join(f"p.{c}" for c in PERSON_LOOKUP_COLUMNS)
     with registered(con, "_batch_person_ids", ids):
         opted_out = con.sql(
-            "SELECT DISTINCT o.person_id FROM opt_outs o SEMI JOIN _batch_person_ids i ON o.person_id = i.person_id"
+            "SELECT DISTINCT o.person_id FROM (SELECT person_id FROM opt_outs UNION ALL "
+            "SELECT person_id FROM opt_outs_unverified) o SEMI JOIN _batch_person_ids i ON o.person_id = i.person_id"
         ).pl()
         persons = (
             con.sql(f"SELECT {columns} FROM persons p SEMI JOIN _batch_person_ids i ON p.person_id = i.person_id").pl()
@@ -313,6 +317,22 @@ def remove_opted_out(con: duckdb.DuckDBPyConnection, opted_out: pl.DataFrame) ->
     if n:
         log.info("removed %d quarantine rows of people who opted out", n)
     return removed
+
+
+def honour_quarantined_opt_outs(con: duckdb.DuckDBPyConnection, batch: Batch, result: ValidationResult) -> pl.DataFrame:
+    """Person ids of opt-out rows that failed validation: recorded as unverified objections and honoured."""
+    ids = (
+        result.quarantine.select(
+            pl.col("raw_values").str.json_path_match("$.person_id").str.strip_chars().alias("person_id")
+        )
+        .filter(pl.col("person_id").is_not_null() & (pl.col("person_id") != ""))
+        .unique()
+    )
+    if ids.height:
+        with registered(con, "_unverified", ids.with_columns(batch_id=pl.lit(batch.batch_id))):
+            con.execute("INSERT INTO opt_outs_unverified SELECT person_id, batch_id FROM _unverified")
+        log.info("batch %s: honouring %d opt-outs that failed validation", batch.batch_id, ids.height)
+    return ids
 
 
 def write_quarantine(con: duckdb.DuckDBPyConnection, batch_id: str, table: str, quarantine: pl.DataFrame) -> None:
@@ -434,7 +454,10 @@ def _load_all_tables(
             counts[name] = loaded
             reasons.update({(name, reason): n for reason, n in result.reason_counts.items()})
             if name == OPT_OUTS.name:
-                for table, n in remove_opted_out(con, result.valid).items():
+                objections = pl.concat(
+                    [result.valid.select("person_id"), honour_quarantined_opt_outs(con, batch, result)]
+                )
+                for table, n in remove_opted_out(con, objections).items():
                     counts.setdefault(table, TableCounts(table, None, None)).rows_removed += n
         if name == fail_after_table:
             raise InjectedFailure(f"test hook: failing after table {name}")

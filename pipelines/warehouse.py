@@ -25,11 +25,20 @@ def read_tables(db_path: Path, names: Iterable[str] | None = None) -> dict[str, 
     with connect(db_path) as con:
         present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         for name in wanted:
-            if name in present:
+            if name == "opt_outs" and "opt_outs_unverified" in present:
+                frames[name] = con.sql(_ALL_OPT_OUTS).pl().lazy()
+            elif name in present:
                 frames[name] = con.sql(f"SELECT * FROM {name}").pl().lazy()
             else:
                 frames[name] = empty_table(name).lazy()
     return frames
+
+
+# Opt-out rows that failed validation still exclude the person (see pipelines.ingest).
+_ALL_OPT_OUTS = (
+    "SELECT * FROM opt_outs UNION ALL BY NAME "
+    "SELECT person_id, 'unverified' AS opt_out_type, NULL::DATE AS recorded_date, batch_id FROM opt_outs_unverified"
+)
 
 
 _POLARS_TYPES: dict[str, pl.DataType] = {

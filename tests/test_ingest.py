@@ -549,3 +549,21 @@ def test_log_messages_carry_counts_not_person_ids(tmp_path: Path, db: Path, capl
     assert "quarantined" in text and "latest event date" in text
     for value in ("alive_person", "opted_out_person", "nobody_person", "S5", "I500"):
         assert value not in text
+
+
+def test_an_opt_out_row_that_fails_validation_is_still_honoured(tmp_path: Path, db: Path, first_batch: Path) -> None:
+    bad_opt_out = {"person_id": "alive_person", "opt_out_type": "not_a_type", "recorded_date": "2024-12-01"}
+    late_spell = _spell("S8", "alive_person")
+    report = ingest_batch(db, write_batch(tmp_path, "b3", {"opt_outs": [bad_opt_out], "apc_spells": [late_spell]}))
+    counts = counts_by_table(report)
+    assert counts["opt_outs"].rows_quarantined == 1
+    assert counts["apc_spells"].rows_excluded == 1  # new activity is excluded ...
+    assert counts["persons"].rows_removed == 1  # ... and what was loaded before is removed
+    for table in ("persons", *(n for n, t in TABLES.items() if t.person_linked)):
+        assert query(db, f"SELECT count(*) FROM {table} WHERE person_id = 'alive_person'") == [(0,)], table
+    assert query(db, "SELECT person_id FROM opt_outs_unverified") == [("alive_person",)]
+    # and every read of the warehouse treats the person as opted out
+    from pipelines.warehouse import read_tables
+
+    opt_outs = read_tables(db, ["opt_outs"])["opt_outs"].collect()
+    assert "alive_person" in opt_outs["person_id"].to_list()
