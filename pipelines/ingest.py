@@ -308,6 +308,7 @@ def remove_opted_out(con: duckdb.DuckDBPyConnection, opted_out: pl.DataFrame) ->
             n = _changed(con, f"DELETE FROM {name} AS t USING _opted_out AS o WHERE t.person_id = o.person_id")
             if n:
                 removed[name] = n
+        forget_in_outputs(con)
         # Quarantine keeps raw rows, which are that person's data too.
         n = _changed(
             con,
@@ -317,6 +318,18 @@ def remove_opted_out(con: duckdb.DuckDBPyConnection, opted_out: pl.DataFrame) ->
     if n:
         log.info("removed %d quarantine rows of people who opted out", n)
     return removed
+
+
+def forget_in_outputs(con: duckdb.DuckDBPyConnection) -> None:
+    """Scrub people in `_opted_out` from stored scoring results: scores are deleted; on past team lists the id
+    becomes null, so next week's changes can count a leaver who opted out without naming them."""
+    present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "risk_scores" in present:
+        con.execute("DELETE FROM risk_scores AS t USING _opted_out AS o WHERE t.person_id = o.person_id")
+    if "team_list_history" in present:
+        con.execute(
+            "UPDATE team_list_history AS t SET person_id = NULL FROM _opted_out AS o WHERE t.person_id = o.person_id"
+        )
 
 
 def honour_quarantined_opt_outs(con: duckdb.DuckDBPyConnection, batch: Batch, result: ValidationResult) -> pl.DataFrame:

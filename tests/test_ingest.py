@@ -567,3 +567,19 @@ def test_an_opt_out_row_that_fails_validation_is_still_honoured(tmp_path: Path, 
 
     opt_outs = read_tables(db, ["opt_outs"])["opt_outs"].collect()
     assert "alive_person" in opt_outs["person_id"].to_list()
+
+
+def test_a_later_opt_out_scrubs_stored_scores_and_past_lists(tmp_path: Path, db: Path, first_batch: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE risk_scores (run_id VARCHAR, person_id VARCHAR, risk DOUBLE)")
+        con.execute("CREATE TABLE team_list_history (run_id VARCHAR, team_id VARCHAR, person_id VARCHAR, rank BIGINT)")
+        con.execute("INSERT INTO risk_scores VALUES ('r1', 'alive_person', 0.4), ('r1', 'young_person', 0.1)")
+        con.execute(
+            "INSERT INTO team_list_history VALUES ('r1', 'T1', 'alive_person', 1), ('r1', 'T1', 'young_person', 2)"
+        )
+    opt_out = {"person_id": "alive_person", "opt_out_type": "gp_type_1", "recorded_date": "2024-12-01"}
+    ingest_batch(db, write_batch(tmp_path, "b3", {"opt_outs": [opt_out]}))
+    assert query(db, "SELECT person_id FROM risk_scores") == [("young_person",)]
+    assert query(db, "SELECT person_id, rank FROM team_list_history ORDER BY rank") == [(None, 1), ("young_person", 2)]
