@@ -10,14 +10,14 @@ import polars as pl
 UNASSIGNED_TEAM = "unassigned"
 
 
-def assign_tiers(scores: pl.DataFrame, risk_col: str, tiers: dict[str, float]) -> pl.DataFrame:
-    """Rank everyone by risk (ties broken by person id, so the order is deterministic) and cut the
-    ranking into tiers by cumulative population share: {"very high": 0.005, "high": 0.05, ...}."""
+def assign_tiers(scores: pl.DataFrame, score_col: str, tiers: dict[str, float]) -> pl.DataFrame:
+    """Rank everyone by `score_col`, highest first (ties broken by person id, so the order is deterministic),
+    and cut the ranking into tiers by cumulative population share: {"very high": 0.005, "high": 0.05, ...}."""
     cuts = sorted(tiers.items(), key=lambda kv: kv[1])
     if not cuts or cuts[-1][1] < 1.0:
         raise ValueError("the last tier must reach 1.0 (the whole population)")
     n = scores.height
-    ranked = scores.sort([risk_col, "person_id"], descending=[True, False]).with_columns(
+    ranked = scores.sort([score_col, "person_id"], descending=[True, False]).with_columns(
         population_rank=pl.int_range(1, n + 1, dtype=pl.Int64)
     )
     share = pl.col("population_rank") / max(n, 1)
@@ -27,17 +27,17 @@ def assign_tiers(scores: pl.DataFrame, risk_col: str, tiers: dict[str, float]) -
     return ranked.with_columns(tier=tier_expr.otherwise(pl.lit(cuts[-1][0])))
 
 
-def team_lists(scored: pl.DataFrame, teams: pl.DataFrame, risk_col: str) -> pl.DataFrame:
-    """Each team's people ordered by risk, cut at the team's capacity.
+def team_lists(scored: pl.DataFrame, teams: pl.DataFrame, score_col: str) -> pl.DataFrame:
+    """Each team's people ordered by `score_col` (highest first), cut at the team's capacity.
 
-    `scored` needs person_id, gp_practice and `risk_col`; `teams` maps gp_practice to team_id,
+    `scored` needs person_id, gp_practice and `score_col`; `teams` maps gp_practice to team_id,
     team_name and capacity. People whose practice has no team are never listed (they are counted
     under the team id "unassigned" by `unassigned_count`).
     """
     with_team = scored.join(
         teams.select("gp_practice", "team_id", "team_name", "capacity"), on="gp_practice", how="inner"
     )
-    ranked = with_team.sort([risk_col, "person_id"], descending=[True, False]).with_columns(
+    ranked = with_team.sort([score_col, "person_id"], descending=[True, False]).with_columns(
         rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("team_id")
     )
     return ranked.filter(pl.col("rank") <= pl.col("capacity")).sort(["team_id", "rank"])

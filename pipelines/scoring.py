@@ -105,9 +105,12 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
     population = population.with_columns(
         [pl.Series(f"risk_{o}", model.predict_proba(features)) for o, model in models.items()]
     )
-    population = assign_tiers(population, risk_col, settings.scoring.tiers)
+    # Rank by the ranking model's raw score: calibration (isotonic) maps it monotonically onto probabilities
+    # but in steps, and ranking on those steps would order ties arbitrarily.
+    population = population.with_columns(ranking_score=pl.Series(models[ranking].predict_raw_logodds(features)))
+    population = assign_tiers(population, "ranking_score", settings.scoring.tiers)
     teams = tables["teams"].collect()
-    lists = team_lists(population, teams, risk_col)
+    lists = team_lists(population, teams, "ranking_score")
 
     previous = previous_lists(settings.db, as_of)
     opted_out = set(tables["opt_outs"].select("person_id").collect()["person_id"].to_list())
