@@ -8,7 +8,6 @@ row of a person falls in exactly one of train / early-stopping validation / cali
 
 from __future__ import annotations
 
-import calendar
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from features.inputs import add_months
 from models.metrics import evaluate, subgroup_metrics
 from models.settings import TrainingSettings
 
@@ -29,14 +29,6 @@ TRAIN, VALIDATION, CALIBRATION = "train", "validation", "calibration"
 
 
 # --------------------------------------------------------------------------------------------- time split
-
-
-def add_months(day: date, months: int) -> date:
-    """`day` moved by `months` calendar months, clamped to the month's last day (31 Jan + 1 -> 28/29 Feb)."""
-    month_index = day.year * 12 + (day.month - 1) + months
-    year, month = divmod(month_index, 12)
-    last_day = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last_day))
 
 
 def split_index_dates(

@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 
 from data_contracts.tables import TABLES
+from features.inputs import contract_schema
 
 
 def connect(db_path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -41,18 +42,8 @@ _ALL_OPT_OUTS = (
 )
 
 
-_POLARS_TYPES: dict[str, pl.DataType] = {
-    "string": pl.String(),
-    "int": pl.Int64(),
-    "float": pl.Float64(),
-    "date": pl.Date(),
-    "bool": pl.Boolean(),
-}
-
-
 def empty_table(name: str) -> pl.DataFrame:
-    table = TABLES[name]
-    return pl.DataFrame(schema={c.name: _POLARS_TYPES[c.type] for c in table.all_columns})
+    return pl.DataFrame(schema=contract_schema(name))
 
 
 def latest_extract_date(db_path: Path) -> date | None:
