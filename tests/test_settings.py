@@ -28,3 +28,23 @@ def test_settings_round_trip_through_json() -> None:
     settings = Settings()
     again = load_settings(None, settings.to_dict())
     assert again == settings
+
+
+def test_the_readme_configuration_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "riskstrat.toml"
+    config.write_text(example)
+    settings = load_settings(config)
+    assert settings.scoring.tiers["very high"] == 0.005
+    assert settings.schedule.timezone == "Europe/London"
+
+
+def test_weekly_and_retrain_deployments_carry_cron_and_timezone() -> None:
+    from pipelines.schedule import deployments
+
+    settings = load_settings(None, {"schedule": {"weekly_cron": "0 7 * * 2"}})
+    weekly, retrain = deployments(settings)
+    assert weekly.name == "riskstrat-weekly" and retrain.name == "riskstrat-retrain"
+    schedule = weekly.schedules[0].schedule
+    assert schedule.cron == "0 7 * * 2" and schedule.timezone == "Europe/London"
