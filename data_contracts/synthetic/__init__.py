@@ -1,0 +1,123 @@
+"""Synthetic linked population: contract batches (history + weekly) and the true outcome probabilities.
+
+    result = generate_population(out_dir, SynthSettings(people=20_000), seed=7)
+
+Steps: people and their conditions (`population`), a monthly engine run over burn-in, history and one
+held-back year (`engine`, `realised`), rows for every contract table (`hospital`, `primary`, `social_care`,
+`registers`), the Monte Carlo truth (`truth`) and the batch files (`writer`, with `dirty` for planted bad
+rows). Deterministic: the same seed and settings give byte-identical files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.settings import SynthSettings
+from data_contracts.synthetic.hospital import build_hospital
+from data_contracts.synthetic.population import build_population, teams_frame
+from data_contracts.synthetic.primary import (
+    build_community,
+    build_gp_events,
+    build_outpatients,
+    build_prescriptions,
+    regular_medicines,
+)
+from data_contracts.synthetic.realised import make_statics, run_realised_path
+from data_contracts.synthetic.registers import conditions_frame, opt_outs_frame, persons_frame
+from data_contracts.synthetic.social_care import build_social_care
+from data_contracts.synthetic.timeline import Timeline, rng_streams
+from data_contracts.synthetic.truth import build_truth
+from data_contracts.synthetic.writer import write_batches
+
+__all__ = ["SynthResult", "generate_population"]
+
+ProgressCallback = Callable[[str, float], None]
+
+
+@dataclass
+class SynthResult:
+    batch_dirs: list[Path]  # in load order
+    truth_path: Path
+    row_counts: dict[str, int]  # per table, summed over batches (planted bad rows included)
+    eval_index_date: date
+    score_index_date: date
+
+
+def generate_population(
+    out_dir: Path, settings: SynthSettings, seed: int, progress: ProgressCallback | None = None
+) -> SynthResult:
+    """Generate the population, write out_dir/batches/<batch_id>/ and out_dir/truth.parquet."""
+    out_dir = Path(out_dir)
+
+    def stage(name: str) -> Callable[[float], None]:
+        def report(fraction: float) -> None:
+            if progress is not None:
+                progress(name, min(max(fraction, 0.0), 1.0))
+
+        report(0.0)
+        return report
+
+    timeline = Timeline(settings.end_date, settings.history_years, settings.weekly_batches)
+    rngs = rng_streams(seed)
+    stage("people")(0.0)
+    population = build_population(settings, timeline, seed, rngs)
+    medicines = regular_medicines(population, rngs["prescriptions"])
+    statics = make_statics(population, medicines.monthly_cost_by_person)
+    path = run_realised_path(population, statics, timeline, rngs, stage("simulating months"))
+
+    report = stage("building rows")
+    spells, ae, links = build_hospital(population, path, rngs)
+    report(0.3)
+    frames: dict[str, pl.DataFrame] = {
+        "persons": persons_frame(population, path.death_day),
+        "opt_outs": opt_outs_frame(population),
+        "teams": teams_frame(population),
+        "conditions": conditions_frame(population),
+        "apc_spells": spells,
+        "ae_attendances": ae,
+        "op_appointments": build_outpatients(population, path, rngs["op_detail"]),
+        "gp_events": build_gp_events(population, path, rngs["gp_detail"]),
+        "community_contacts": build_community(population, path, rngs["community_detail"]),
+    }
+    report(0.6)
+    frames["prescriptions"] = build_prescriptions(population, path, medicines, rngs["rx_detail"])
+    frames["asc_events"] = build_social_care(population, path, links, rngs)
+    report(1.0)
+
+    truth = build_truth(
+        frames,
+        population,
+        statics,
+        path,
+        timeline,
+        settings.truth_replicates,
+        rngs["truth"],
+        stage("true probabilities"),
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    truth_path = out_dir / "truth.parquet"
+    truth.write_parquet(truth_path, compression="zstd")
+
+    batch_dirs, row_counts = write_batches(
+        out_dir,
+        frames,
+        population,
+        timeline,
+        seed,
+        settings.file_format,
+        settings.dirty_rate,
+        rngs["dirty"],
+        stage("writing batches"),
+    )
+    return SynthResult(
+        batch_dirs=batch_dirs,
+        truth_path=truth_path,
+        row_counts=row_counts,
+        eval_index_date=timeline.eval_index_date,
+        score_index_date=timeline.score_index_date,
+    )

@@ -1,0 +1,153 @@
+"""Calendar, batch boundaries, random streams and pseudonymous ids shared by the generator's modules.
+
+Dates are handled as int32 day numbers (days since 1970-01-01, Polars' physical Date) so every step is numpy.
+The simulation runs in "periods": calendar months anchored on `end_date` (period k starts at end_date + k
+months), so the outcome horizons [index, index + 12 months) of both index dates are exactly 12 periods.
+Periods before `end_date` are published; the 12 periods from `end_date` are the held-back future, so nothing
+is published on `end_date` itself or later.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+
+EPOCH = date(1970, 1, 1)
+NULL_DAY = np.iinfo(np.int32).min  # sentinel for an empty date in int day arrays
+FUTURE_MONTHS = 12  # the simulated, unpublished year after end_date
+
+# Fixed stream names: each gets its own child of the seed, so changing how one table is drawn does not
+# perturb the others. Append new names at the end to keep existing streams stable.
+STREAM_NAMES: tuple[str, ...] = (
+    "population",
+    "conditions",
+    "practices",
+    "opt_outs",
+    "latent",
+    "hospital",
+    "ae",
+    "outpatient",
+    "gp",
+    "community",
+    "prescriptions",
+    "death",
+    "social_care",
+    "apc_detail",
+    "ae_detail",
+    "op_detail",
+    "gp_detail",
+    "community_detail",
+    "rx_detail",
+    "asc_detail",
+    "truth",
+    "dirty",
+)
+
+
+def day_number(d: date) -> int:
+    return (d - EPOCH).days
+
+
+def day_to_date(day: int) -> date:
+    return EPOCH + timedelta(days=int(day))
+
+
+def add_months(d: date, months: int) -> date:
+    """Calendar-month arithmetic, the day clamped to the end of a shorter month (as features.inputs)."""
+    month_index = d.year * 12 + (d.month - 1) + months
+    year, month = divmod(month_index, 12)
+    month += 1
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
+
+
+def rng_streams(seed: int) -> dict[str, np.random.Generator]:
+    """One PCG64 generator per named stream, each a child of `seed` (stable across runs and code changes)."""
+    return {
+        name: np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(i,))))
+        for i, name in enumerate(STREAM_NAMES)
+    }
+
+
+def pseudonymous_ids(seed: int, count: int, salt: str = "person") -> np.ndarray:
+    """16-hex-character keyed hashes (blake2b keyed by seed and salt): deterministic, not sequential."""
+    key = f"riskstrat-synth:{seed}:{salt}".encode()[:64]
+    ids = [hashlib.blake2b(i.to_bytes(8, "little"), digest_size=8, key=key).hexdigest() for i in range(count)]
+    out = np.array(ids, dtype=object)
+    if len(set(ids)) != count:  # 64-bit hashes: practically impossible, but a collision would merge people
+        raise RuntimeError("pseudonymous id collision; use another seed")
+    return out
+
+
+@dataclass(frozen=True)
+class Timeline:
+    end_date: date
+    history_years: int
+    weekly_batches: int
+
+    @property
+    def history_periods(self) -> int:
+        return 12 * self.history_years
+
+    @property
+    def n_periods(self) -> int:
+        return self.history_periods + FUTURE_MONTHS
+
+    @property
+    def period_starts(self) -> np.ndarray:
+        """Day number of each period start, plus the end of the last period (length n_periods + 1)."""
+        first = -self.history_periods
+        return np.array(
+            [day_number(add_months(self.end_date, k)) for k in range(first, FUTURE_MONTHS + 1)], dtype=np.int32
+        )
+
+    @property
+    def end_day(self) -> int:
+        """First unpublished day (end_date itself: see the module docstring)."""
+        return day_number(self.end_date)
+
+    @property
+    def history_start_day(self) -> int:
+        return int(self.period_starts[0])
+
+    @property
+    def eval_period(self) -> int:
+        """Period index where the eval horizon starts (eval_index_date = end_date - 12 months)."""
+        return self.history_periods - 12
+
+    @property
+    def score_period(self) -> int:
+        return self.history_periods
+
+    @property
+    def eval_index_date(self) -> date:
+        return add_months(self.end_date, -12)
+
+    @property
+    def score_index_date(self) -> date:
+        return self.end_date
+
+    @property
+    def n_batches(self) -> int:
+        return 1 + self.weekly_batches
+
+    def extract_day(self, batch: int) -> int:
+        """Last day covered by a batch: the history batch ends weekly_batches weeks before end_date."""
+        return self.end_day - 7 * (self.weekly_batches - batch)
+
+    def batch_ids(self) -> list[str]:
+        ids = ["b0000_history"]
+        for b in range(1, self.n_batches):
+            ids.append(f"b{b:04d}_week_{day_to_date(self.extract_day(b)).isoformat()}")
+        return ids
+
+    def batch_of_day(self, days: np.ndarray) -> np.ndarray:
+        """Batch index holding a row dated `days`; -1 when unpublished (on or after end_date, or empty)."""
+        days = np.asarray(days, dtype=np.int64)
+        first_weekly = self.extract_day(0)
+        weekly = -((first_weekly - days) // 7)  # ceil((day - history extract) / 7)
+        batch = np.where(days <= first_weekly, 0, weekly)
+        return np.where((days >= self.end_day) | (days == NULL_DAY), -1, batch).astype(np.int16)

@@ -1,0 +1,230 @@
+"""True outcome probabilities (Monte Carlo from each person's state at the index date) and realised outcomes.
+
+Realised outcomes are read from the generated rows exactly as the outcome labels read published data
+(horizon [index, index + 12 months), events not after death, social care by the CLD weekly rule), so at the
+eval index date they agree with the published batches. Probabilities re-run the monthly engine from the state
+at the index date over `truth_replicates` futures; costs in those futures use the engine's expected monthly
+cost (mean event costs), and `high_cost` applies the realised path's 95th-percentile threshold to each future.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from data_contracts.reference import codelist
+from data_contracts.synthetic.engine import State, Statics, step
+from data_contracts.synthetic.population import Population
+from data_contracts.synthetic.realised import NURSING, RESIDENTIAL, RealisedPath
+from data_contracts.synthetic.timeline import NULL_DAY, Timeline, day_to_date
+
+OUTCOMES = ("emergency_admission", "high_cost", "frequent_user", "care_home_admission", "unplanned_care")
+HIGH_COST_TOP_FRACTION = 0.05
+FREQUENT_EMERGENCY_ADMISSIONS = 3
+FREQUENT_AE_ATTENDANCES = 5
+HORIZON_MONTHS = 12
+TRUTH_THREADS = 2  # one per index date (the machine has 2 cores)
+MAX_ELEMENTS_PER_CHUNK = 1_000_000  # people x replicates simulated at once (fastest near 1M)
+PEOPLE_PER_BLOCK = 50_000  # people simulated together (their per-person arrays stay in cache)
+ENGINE_STREAMS = ("latent", "hospital", "ae", "death", "social_care")
+COSTED_TABLES = ("apc_spells", "ae_attendances", "op_appointments", "gp_events", "community_contacts", "prescriptions")
+
+
+def eligible_mask(population: Population, death_day: np.ndarray, index_day: int) -> np.ndarray:
+    alive = (death_day == NULL_DAY) | (death_day >= index_day)
+    return (population.birth_floor_day < index_day) & alive & ~population.opted_out
+
+
+def _in_horizon(frame: pl.DataFrame, start: int, end: int, death_day: np.ndarray) -> pl.DataFrame:
+    day = pl.col("_day")
+    death = pl.Series(death_day).gather(frame["_person"])
+    return frame.filter((day >= start) & (day < end) & ((death == NULL_DAY) | (day <= death)))
+
+
+def realised_outcomes(
+    frames: dict[str, pl.DataFrame], population: Population, death_day: np.ndarray, start: int, end: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Per person (all people): outcome flags, future cost, and whether in a care home at the index day."""
+    people = population.size
+    emergency_codes = codelist("admission_method").codes_in_group("emergency")
+    spells = _in_horizon(frames["apc_spells"], start, end, death_day)
+    emergency_person = spells.filter(pl.col("admission_method").is_in(emergency_codes))["_person"].to_numpy()
+    emergencies = np.bincount(emergency_person, minlength=people)
+    ae_visits = np.bincount(
+        _in_horizon(frames["ae_attendances"], start, end, death_day)["_person"].to_numpy(), minlength=people
+    )
+    cost = np.zeros(people)
+    for table in COSTED_TABLES:
+        rows = _in_horizon(frames[table], start, end, death_day)
+        cost += np.bincount(rows["_person"].to_numpy(), weights=rows["cost"].fill_null(0).to_numpy(), minlength=people)
+    services = frames["asc_events"].filter(pl.col("event_type") == "Service")
+    person = services["_person"].to_numpy()
+    service_start = services["_day"].to_numpy().astype(np.int64)
+    service_end = services["_end_day"].to_numpy().astype(np.int64)
+    death = death_day[person].astype(np.int64)
+    stop = np.minimum(np.where(service_end == NULL_DAY, end, service_end), np.where(death == NULL_DAY, end, death))
+    overlap = np.clip(np.minimum(stop, end) - np.maximum(service_start, start), 0, None)
+    cost += np.bincount(person, weights=services["_weekly"].to_numpy() * overlap / 7, minlength=people)
+    care_home = np.isin(services["_kind"].to_numpy(), (RESIDENTIAL, NURSING))
+    resident = care_home & (service_start < start) & ((service_end == NULL_DAY) | (service_end >= start))
+    placed = (
+        care_home & (service_start >= start) & (service_start < end) & ((death == NULL_DAY) | (service_start <= death))
+    )
+    in_home_at_index = np.bincount(person[resident], minlength=people) > 0
+    new_placement = np.bincount(person[placed], minlength=people) > 0
+    outcomes = {
+        "emergency_admission": emergencies >= 1,
+        "frequent_user": (emergencies >= FREQUENT_EMERGENCY_ADMISSIONS) | (ae_visits >= FREQUENT_AE_ATTENDANCES),
+        "care_home_admission": new_placement,
+        "unplanned_care": (emergencies >= 1) | (ae_visits >= 1),
+    }
+    return outcomes, cost, in_home_at_index
+
+
+def high_cost_threshold(cost: np.ndarray) -> float:
+    """The (1 - top fraction) quantile, 'higher' interpolation (a real person's cost), as the outcome labels."""
+    return float(np.quantile(cost, 1 - HIGH_COST_TOP_FRACTION, method="higher")) if len(cost) else 0.0
+
+
+def _simulate_block(
+    statics: Statics,
+    state: State,
+    period_starts: np.ndarray,
+    first_period: int,
+    replicates: int,
+    threshold: float,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Outcome counts over `replicates` futures of one block of people (arrays (replicates, people))."""
+    people = len(state.alive)
+    chunk_state = state.tile(replicates)  # statics broadcast
+    rngs = {name: stream for name, stream in zip(ENGINE_STREAMS, rng.spawn(len(ENGINE_STREAMS)), strict=True)}
+    was_in_home = chunk_state.care_home > 0
+    emergencies = np.zeros((replicates, people), np.int32)
+    ae_visits = np.zeros((replicates, people), np.int32)
+    cost = np.zeros((replicates, people), np.float64)
+    placed = np.zeros((replicates, people), bool)
+    for m in range(HORIZON_MONTHS):
+        start = int(period_starts[first_period + m])
+        days = int(period_starts[first_period + m + 1]) - start
+        month = step(statics, chunk_state, start, days, rngs, detail=False)
+        emergencies += month.emergency
+        ae_visits += month.ae_only + month.emergency_via_ae
+        cost += month.expected_cost
+        placed |= month.new_care_home > 0
+    outcome = {
+        "emergency_admission": emergencies >= 1,
+        "high_cost": (cost >= threshold) & (cost > 0),
+        "frequent_user": (emergencies >= FREQUENT_EMERGENCY_ADMISSIONS) | (ae_visits >= FREQUENT_AE_ATTENDANCES),
+        "care_home_admission": placed & ~was_in_home,
+        "unplanned_care": (emergencies >= 1) | (ae_visits >= 1),
+    }
+    return {name: flags.sum(axis=0) for name, flags in outcome.items()}
+
+
+def simulated_probabilities(
+    statics: Statics,
+    state: State,
+    period_starts: np.ndarray,
+    first_period: int,
+    replicates: int,
+    threshold: float,
+    rng: np.random.Generator,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Share of `replicates` simulated futures in which each outcome happens, per (eligible) person.
+
+    Work goes in blocks of people x replicates small enough for the per-person arrays to stay in cache."""
+    people = len(state.alive)
+    hits = {outcome: np.zeros(people) for outcome in OUTCOMES}
+    block = max(1, min(people, PEOPLE_PER_BLOCK))
+    per_chunk = max(1, min(replicates, MAX_ELEMENTS_PER_CHUNK // block))
+    chunks = [(b, r) for b in range(0, people, block) for r in range(0, replicates, per_chunk)]
+    for i, (first, done) in enumerate(chunks):
+        rows = slice(first, min(first + block, people))
+        chunk = min(per_chunk, replicates - done)
+        counts = _simulate_block(
+            statics.take(rows), state.take(rows), period_starts, first_period, chunk, threshold, rng.spawn(1)[0]
+        )
+        for name, count in counts.items():
+            hits[name][rows] += count
+        if progress is not None:
+            progress((i + 1) / len(chunks))
+    return {name: count / replicates for name, count in hits.items()}
+
+
+def build_truth(
+    frames: dict[str, pl.DataFrame],
+    population: Population,
+    statics: Statics,
+    path: RealisedPath,
+    timeline: Timeline,
+    replicates: int,
+    rng: np.random.Generator,
+    progress: Callable[[float], None] | None = None,
+) -> pl.DataFrame:
+    index_periods = (timeline.eval_period, timeline.score_period)
+    prepared = []
+    for period in index_periods:
+        start, end = int(path.period_starts[period]), int(path.period_starts[period + HORIZON_MONTHS])
+        eligible = np.flatnonzero(eligible_mask(population, path.death_day, start))
+        realised, cost, in_home = realised_outcomes(frames, population, path.death_day, start, end)
+        threshold = high_cost_threshold(cost[eligible])
+        realised["high_cost"] = (cost >= threshold) & (cost > 0)
+        prepared.append((period, eligible, realised, in_home, threshold))
+
+    # The two index dates' futures are independent: simulate them in two threads (numpy releases the GIL in
+    # its array loops), each with its own child stream, so the result does not depend on scheduling.
+    done = [0.0] * len(index_periods)
+    lock = threading.Lock()
+
+    def simulate(k: int, child: np.random.Generator) -> dict[str, np.ndarray]:
+        period, eligible, _, _, threshold = prepared[k]
+
+        def report(fraction: float) -> None:
+            with lock:
+                done[k] = fraction
+                if progress is not None:
+                    progress(sum(done) / len(done))
+
+        return simulated_probabilities(
+            statics.take(eligible),
+            path.snapshots[period].take(eligible),
+            path.period_starts,
+            period,
+            replicates,
+            threshold,
+            child,
+            report,
+        )
+
+    children = rng.spawn(len(index_periods))
+    with ThreadPoolExecutor(max_workers=TRUTH_THREADS) as pool:
+        probabilities = list(pool.map(simulate, range(len(index_periods)), children))
+
+    parts = []
+    for (period, eligible, realised, in_home, _), probability in zip(prepared, probabilities, strict=True):
+        index_date = day_to_date(int(path.period_starts[period]))
+        for outcome in OUTCOMES:
+            keep = ~in_home[eligible] if outcome == "care_home_admission" else np.ones(len(eligible), bool)
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "person_id": pl.Series(population.person_ids[eligible[keep]], dtype=pl.String),
+                        "index_date": pl.Series([index_date] * int(keep.sum()), dtype=pl.Date),
+                        "outcome": pl.Series([outcome] * int(keep.sum()), dtype=pl.String),
+                        "probability": pl.Series(probability[outcome][keep], dtype=pl.Float64),
+                        "realised": pl.Series(realised[outcome][eligible[keep]], dtype=pl.Boolean),
+                    }
+                )
+            )
+    return pl.concat(parts).sort("index_date", "outcome", "person_id")
+
+
+def index_dates(timeline: Timeline) -> tuple[date, date]:
+    return timeline.eval_index_date, timeline.score_index_date
