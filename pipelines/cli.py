@@ -7,6 +7,7 @@ Heavy libraries (Prefect, LightGBM, SHAP) are imported inside the commands that 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+# Wide enough for the reconciliation tables when output goes to a file or a CI log rather than a terminal.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Settings file (TOML). Default: ./riskstrat.toml if present.")

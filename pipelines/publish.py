@@ -34,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -455,7 +455,6 @@ def _write_manifest(folder: _Folder, prov: Provenance, teams: int, people: int, 
         files.append(entry)
     manifest = {
         "provenance": prov.as_dict(),
-        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "teams": teams,
         "people_listed": people,
         "guard_dropped": dropped,
