@@ -44,29 +44,7 @@ def ingest_batch_task(db_path: Path, batch_dir: Path, settings: Settings) -> dic
     from pipelines.ingest import ingest_batch
 
     report = ingest_batch(db_path, batch_dir, settings.ingest)
-    totals = report_totals(report)
-    log.info(
-        "batch %s %s: read %d, loaded %d, quarantined %d, excluded %d, removed %d (%.1f s)",
-        report.batch_id,
-        report.status,
-        totals["read"],
-        totals["loaded"],
-        totals["quarantined"],
-        totals["excluded"],
-        totals["removed"],
-        report.seconds,
-    )
     return {"batch_id": report.batch_id, "status": report.status, "tables": [vars(t) for t in report.tables]}
-
-
-def report_totals(report: Any) -> dict[str, int]:
-    return {
-        "read": sum(t.rows_read for t in report.tables),
-        "loaded": sum(t.rows_loaded for t in report.tables),
-        "quarantined": sum(t.rows_quarantined for t in report.tables),
-        "excluded": sum(t.rows_excluded for t in report.tables),
-        "removed": sum(t.rows_removed for t in report.tables),
-    }
 
 
 @flow(name="ingest", log_prints=False)
