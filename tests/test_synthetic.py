@@ -189,7 +189,9 @@ def test_condition_prevalence_rises_with_age(clean: SynthResult) -> None:
     counts = read_table(clean, "conditions").group_by("person_id").len("conditions")
     by_band = (
         persons.join(counts, on="person_id", how="left")
-        .with_columns(pl.col("conditions").fill_null(0), pl.col("age").cut([40, 65, 80]).to_physical().alias("band"))
+        .with_columns(
+            pl.col("conditions").fill_null(0), pl.sum_horizontal(pl.col("age") >= b for b in (40, 65, 80)).alias("band")
+        )
         .group_by("band")
         .agg((pl.col("conditions") > 0).mean().alias("any"), pl.col("conditions").mean().alias("mean"))
         .sort("band")

@@ -30,7 +30,7 @@ FREQUENT_AE_ATTENDANCES = 5
 HORIZON_MONTHS = 12
 TRUTH_THREADS = 2  # one per index date (the machine has 2 cores)
 MAX_ELEMENTS_PER_CHUNK = 1_000_000  # people x replicates simulated at once (fastest near 1M)
-PEOPLE_PER_BLOCK = 50_000  # people simulated together (their per-person arrays stay in cache)
+PEOPLE_PER_BLOCK = 20_000  # people simulated together (their per-person arrays stay in cache)
 ENGINE_STREAMS = ("latent", "hospital", "ae", "death", "social_care")
 COSTED_TABLES = ("apc_spells", "ae_attendances", "op_appointments", "gp_events", "community_contacts", "prescriptions")
 
