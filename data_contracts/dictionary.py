@@ -30,6 +30,8 @@ def _rules(column: Column) -> str:
 
 def _table_section(table: Table) -> list[str]:
     lines = [f"## `{table.name}`", "", table.description, "", f"Grain (one row per): `{', '.join(table.grain)}`."]
+    if table.dated_by:
+        lines += ["", f"Placed in time by `{table.dated_by}`: windows and outcome horizons count rows by this date."]
     if table.notes:
         lines += ["", table.notes]
     lines += ["", "| column | type | required | description | rules |", "|---|---|---|---|---|"]

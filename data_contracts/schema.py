@@ -61,6 +61,8 @@ class Table:
     grain: tuple[str, ...]
     columns: tuple[Column, ...]
     order_rules: tuple[OrderRule, ...] = ()
+    # The date that places a row in time (what windows and horizons count by); None for tables without one.
+    dated_by: str | None = None
     # Activity tables reference persons; persons and teams do not.
     person_linked: bool = True
     # Unit-cost setting used to impute a missing `cost` (None: the table has its own rule or no cost).

@@ -58,6 +58,7 @@ APC_SPELLS = Table(
     name="apc_spells",
     description="Admitted patient care: one row per hospital spell (SUS+/HES APC).",
     grain=("spell_id",),
+    dated_by="admission_date",
     cost_setting=None,  # elective or emergency unit cost by admission method; see data_contracts.costs
     columns=(
         Column("spell_id", "string", "Spell identifier.", required=True),
@@ -111,6 +112,7 @@ AE_ATTENDANCES = Table(
     name="ae_attendances",
     description="Emergency care: one row per A&E attendance (ECDS).",
     grain=("attendance_id",),
+    dated_by="arrival_date",
     cost_setting="ae_attendance",
     columns=(
         Column("attendance_id", "string", "Attendance identifier.", required=True),
@@ -137,6 +139,7 @@ OP_APPOINTMENTS = Table(
     name="op_appointments",
     description="Outpatients: one row per appointment, attended or not.",
     grain=("appointment_id",),
+    dated_by="appointment_date",
     cost_setting="outpatient_attendance",
     notes="Imputed costs apply to attended appointments only; non-attended ones cost 0.",
     columns=(
@@ -160,6 +163,7 @@ GP_EVENTS = Table(
     name="gp_events",
     description="Primary care: one row per GP practice contact, from a local extract.",
     grain=("event_id",),
+    dated_by="event_date",
     cost_setting=None,  # GP or nurse consultation by staff role; see data_contracts.costs
     columns=(
         Column("event_id", "string", "Event identifier.", required=True),
@@ -175,6 +179,7 @@ COMMUNITY_CONTACTS = Table(
     name="community_contacts",
     description="Community health services: one row per contact (CSDS-style).",
     grain=("contact_id",),
+    dated_by="contact_date",
     cost_setting=None,  # by service; see data_contracts.costs
     columns=(
         Column("contact_id", "string", "Contact identifier.", required=True),
@@ -190,6 +195,7 @@ PRESCRIPTIONS = Table(
     name="prescriptions",
     description="Primary care prescriptions: one row per issue.",
     grain=("prescription_id",),
+    dated_by="issue_date",
     columns=(
         Column("prescription_id", "string", "Prescription identifier.", required=True),
         _person_id(),
@@ -211,6 +217,7 @@ CONDITIONS = Table(
     name="conditions",
     description="Long-term conditions from GP registers: one row per person and condition.",
     grain=("person_id", "condition"),
+    dated_by="recorded_date",
     columns=(
         _person_id(),
         Column(
@@ -228,6 +235,7 @@ ASC_EVENTS = Table(
     name="asc_events",
     description="Adult social care client level data (CLD): one row per request, assessment, service or review.",
     grain=("event_id",),
+    dated_by="event_start_date",
     columns=(
         Column("event_id", "string", "Event identifier.", required=True),
         _person_id(),
@@ -289,3 +297,8 @@ TABLES: dict[str, Table] = {
 """All contract tables, in load order (persons and opt-outs first: others are checked against them)."""
 
 ACTIVITY_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.person_linked)
+
+COSTED_EVENT_DATES: dict[str, str] = {
+    name: t.dated_by for name, t in TABLES.items() if t.dated_by and any(c.name == "cost" for c in t.columns)
+}
+"""Activity tables whose rows carry a `cost`, each with the date that places the cost in time."""

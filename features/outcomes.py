@@ -30,6 +30,7 @@ from datetime import date
 
 import polars as pl
 
+from data_contracts.tables import COSTED_EVENT_DATES
 from features.build import eligible_people
 from features.costs import social_care_cost_in_period, social_care_services
 from features.hospital import EMERGENCY_ADMISSION_METHODS
@@ -48,16 +49,6 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
     "follow_up_days",
 )
 
-# Activity tables whose `cost` is summed by event date, and each one's event date.
-_COSTED_EVENT_DATES: dict[str, str] = {
-    "apc_spells": "admission_date",
-    "ae_attendances": "arrival_date",
-    "op_appointments": "appointment_date",
-    "gp_events": "event_date",
-    "community_contacts": "contact_date",
-    "prescriptions": "issue_date",
-}
-
 
 def horizon_end(index_date: date, settings: OutcomeSettings) -> date:
     """First day after the horizon."""
@@ -66,7 +57,7 @@ def horizon_end(index_date: date, settings: OutcomeSettings) -> date:
 
 def _events_in_horizon(tables: Tables, table: str, deaths: pl.LazyFrame, start: int, end: int) -> pl.LazyFrame:
     """Rows of an activity table dated in [start, end) and not after the person's death, eligible people only."""
-    day = day_of(_COSTED_EVENT_DATES[table])
+    day = day_of(COSTED_EVENT_DATES[table])
     return (
         contract_table(tables, table)
         .filter((day >= start) & (day < end))
@@ -111,7 +102,7 @@ def label_outcomes(tables: Tables, index_date: date, settings: OutcomeSettings) 
             _events_in_horizon(tables, table, deaths, start, end).select(
                 "person_id", pl.col("cost").fill_null(0.0).cast(pl.Float64)
             )
-            for table in _COSTED_EVENT_DATES
+            for table in COSTED_EVENT_DATES
         ]
     )
 

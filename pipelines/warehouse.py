@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from data_contracts.tables import TABLES
+from data_contracts.tables import COSTED_EVENT_DATES, TABLES
 from features.inputs import contract_schema
 
 
@@ -58,22 +58,11 @@ def earliest_event_date(db_path: Path) -> date | None:
         present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         firsts = [
             con.execute(f"SELECT min({column}) FROM {table}").fetchall()[0][0]
-            for table, column in _ACTIVITY_DATES.items()
+            for table, column in COSTED_EVENT_DATES.items()
             if table in present
         ]
     dates = [d for d in firsts if d is not None]
     return min(dates) if dates else None
-
-
-# The event date of each activity table, the one that places an event in time.
-_ACTIVITY_DATES = {
-    "apc_spells": "admission_date",
-    "ae_attendances": "arrival_date",
-    "op_appointments": "appointment_date",
-    "gp_events": "event_date",
-    "community_contacts": "contact_date",
-    "prescriptions": "issue_date",
-}
 
 
 def batch_ids(db_path: Path) -> list[str]:

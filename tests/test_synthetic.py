@@ -21,21 +21,14 @@ from data_contracts.reference import codelist
 from data_contracts.settings import IngestSettings, SynthSettings
 from data_contracts.synthetic import SynthResult, generate_population
 from data_contracts.synthetic.dirty import CLASSES
-from data_contracts.tables import ACTIVITY_TABLES, TABLES
+from data_contracts.tables import ACTIVITY_TABLES, COSTED_EVENT_DATES, TABLES
 
 SEED = 20_261_101
 SETTINGS = SynthSettings(people=3_000, weekly_batches=2, truth_replicates=32)
 DIRTY_SETTINGS = SynthSettings(people=1_500, weekly_batches=2, truth_replicates=8, dirty_rate=0.01, file_format="csv")
 POLARS_TYPES = {"string": pl.String, "int": pl.Int64, "float": pl.Float64, "date": pl.Date, "bool": pl.Boolean}
 EMERGENCY_METHODS = codelist("admission_method").codes_in_group("emergency")
-COSTED = {
-    "apc_spells": "admission_date",
-    "ae_attendances": "arrival_date",
-    "op_appointments": "appointment_date",
-    "gp_events": "event_date",
-    "community_contacts": "contact_date",
-    "prescriptions": "issue_date",
-}
+COSTED = COSTED_EVENT_DATES
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import polars as pl
 
 from data_contracts.synthetic.population import Population
 from data_contracts.synthetic.timeline import pseudonymous_ids
+from data_contracts.tables import TABLES
 
 CLASSES = (
     "unlinked_person",
@@ -38,17 +39,7 @@ ID_COLUMN = {
     "prescriptions": "prescription_id",
     "asc_events": "event_id",
 }
-MAIN_DATE = {
-    "persons": "date_of_death",
-    "conditions": "recorded_date",
-    "apc_spells": "admission_date",
-    "ae_attendances": "arrival_date",
-    "op_appointments": "appointment_date",
-    "gp_events": "event_date",
-    "community_contacts": "contact_date",
-    "prescriptions": "issue_date",
-    "asc_events": "event_start_date",
-}
+MAIN_DATE = {"persons": "date_of_death", **{name: t.dated_by for name, t in TABLES.items() if t.dated_by}}
 OTHER_DATES = {"apc_spells": ("discharge_date", "discharge_ready_date"), "asc_events": ("event_end_date",)}
 UNKNOWN_CODE = {
     "persons": ("sex", "Z"),
