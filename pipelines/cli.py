@@ -208,6 +208,13 @@ def score(
     as_of: Annotated[
         str | None, typer.Option(help="Score as of this date (YYYY-MM-DD). Default: the latest data.")
     ] = None,
+    reidentify: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="TEAM_ID=lookup.csv: a team's own lookup (person_id, nhs_number, name), applied to that team's "
+            "list only. Repeat for several teams."
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     home: HomeOption = None,
@@ -216,7 +223,14 @@ def score(
     from pipelines.flows import score as score_flow
 
     settings = _load(config, {"home": home, "db_path": db})
-    summary = score_flow(overrides=_flow_overrides(settings), as_of=as_of)
+    lookups = {}
+    for item in reidentify or []:
+        team, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            console.print(f"[red]--reidentify wants TEAM_ID=FILE with an existing file, got {item!r}[/red]")
+            raise typer.Exit(2)
+        lookups[team] = path
+    summary = score_flow(overrides=_flow_overrides(settings), as_of=as_of, reidentification=lookups or None)
     print_score_summary(summary)
 
 

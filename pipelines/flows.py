@@ -115,9 +115,13 @@ def score_task(settings: Settings, as_of: str | None) -> Any:
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_task(settings: Settings, result: Any) -> dict[str, Any]:
+def publish_task(settings: Settings, result: Any, reidentification: dict[str, str] | None = None) -> dict[str, Any]:
+    """`reidentification` maps a team id to that team's own lookup file (CSV: person_id, nhs_number, name)."""
+    import polars as pl
+
     from pipelines.publish import publish
 
+    lookups = {team: pl.read_csv(path, infer_schema=False) for team, path in (reidentification or {}).items()}
     report = publish(
         settings.outputs,
         result.team_list,
@@ -126,6 +130,7 @@ def publish_task(settings: Settings, result: Any) -> dict[str, Any]:
         result.activity,
         result.population_summary,
         result.opted_out_ids,
+        reidentification=lookups,
     )
     return {
         "folder": str(settings.outputs / result.as_of.isoformat()),
@@ -137,12 +142,16 @@ def publish_task(settings: Settings, result: Any) -> dict[str, Any]:
 
 @flow(name="score")
 def score(
-    config: str | None = None, overrides: dict[str, Any] | None = None, as_of: str | None = None
+    config: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    as_of: str | None = None,
+    reidentification: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Score everyone eligible, stratify, cut each team's list at capacity, explain, and publish."""
+    """Score everyone eligible, stratify, cut each team's list at capacity, explain, and publish. A team's own
+    re-identification lookup (team id -> CSV path) is applied to that team's outputs only."""
     settings = _settings(config, overrides)
     result = score_task(settings, as_of)
-    published = publish_task(settings, result)
+    published = publish_task(settings, result, reidentification)
     counts = result.counts()
     create_table_artifact(
         key="weekly-score-counts",

@@ -85,3 +85,24 @@ def test_rerunning_the_score_is_idempotent(demo_run: tuple[dict[str, Any], Path]
     again = score(overrides={**SMALL_RUN, "home": str(home)})
     assert again["run_id"] == summary["score"]["run_id"]
     assert again["counts"] == summary["score"]["counts"]
+
+
+def test_a_teams_reidentification_lookup_reaches_only_that_teams_list(
+    demo_run: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    from pipelines.flows import score
+
+    summary, home = demo_run
+    folder = Path(summary["score"]["published"]["folder"])
+    lists = sorted(folder.glob("teams/*/*_list.csv"))
+    entitled = pl.read_csv(lists[0], infer_schema=False)
+    team_id = entitled["team_id"][0]
+    lookup = tmp_path / "lookup.csv"
+    entitled.select(
+        "person_id", nhs_number=pl.lit("999") + pl.int_range(pl.len()).cast(pl.String), name=pl.lit("Named Person")
+    ).write_csv(lookup)
+    score(overrides={**SMALL_RUN, "home": str(home)}, reidentification={team_id: str(lookup)})
+    for path in folder.glob("teams/*/*_list.csv"):
+        frame = pl.read_csv(path, infer_schema=False)
+        assert ("nhs_number" in frame.columns) == (frame["team_id"][0] == team_id), path.name
+    assert "Named Person" not in (folder / "commissioners" / "summary.csv").read_text(encoding="utf-8")
