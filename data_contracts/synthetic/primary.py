@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from data_contracts.costs import COMMUNITY_SETTING_BY_SERVICE
 from data_contracts.reference import unit_cost
 from data_contracts.synthetic import clinical
 from data_contracts.synthetic.population import Population
@@ -40,14 +41,6 @@ COMMUNITY_WEIGHTS_FRAIL = (0.5, 0.2, 0.15, 0.1, 0.03, 0.02)
 COMMUNITY_FRAIL_THRESHOLD = 0.2
 COMMUNITY_ATTENDED_SHARE = 0.93
 COMMUNITY_COST_SD = 0.25
-COMMUNITY_SETTING = {
-    "district_nursing": "district_nurse_contact",
-    "community_matron": "community_matron_contact",
-    "intermediate_care": "intermediate_care_contact",
-    "therapy": "therapy_contact",
-    "mental_health": "district_nurse_contact",
-    "other": "district_nurse_contact",
-}
 REPEAT_ISSUE_MONTHLY_PROBABILITY = 0.85  # a regular medicine is issued in most months
 ITEMS, ITEM_WEIGHTS = (1, 2, 3), (0.85, 0.12, 0.03)
 RX_COST_SD = 0.35
@@ -148,7 +141,8 @@ def build_community(population: Population, path: RealisedPath, rng: np.random.G
     )
     attended = rng.random(n) < COMMUNITY_ATTENDED_SHARE
     base = np.select(
-        [service == s for s in COMMUNITY_SERVICES], [unit_cost(COMMUNITY_SETTING[s]) for s in COMMUNITY_SERVICES]
+        [service == s for s in COMMUNITY_SERVICES],
+        [unit_cost(COMMUNITY_SETTING_BY_SERVICE[s]) for s in COMMUNITY_SERVICES],
     )
     cost = np.where(attended, base * mean_one_lognormal(rng, COMMUNITY_COST_SD, n), 0.0)
     columns = {
