@@ -106,3 +106,13 @@ def test_a_teams_reidentification_lookup_reaches_only_that_teams_list(
         frame = pl.read_csv(path, infer_schema=False)
         assert ("nhs_number" in frame.columns) == (frame["team_id"][0] == team_id), path.name
     assert "Named Person" not in (folder / "commissioners" / "summary.csv").read_text(encoding="utf-8")
+
+
+def test_the_weekly_flow_skips_loaded_batches_and_rescores(demo_run: tuple[dict[str, Any], Path]) -> None:
+    from pipelines.flows import weekly
+
+    summary, home = demo_run
+    batches = str(home / "synthetic" / "batches")
+    again = weekly(overrides={**SMALL_RUN, "home": str(home), "batches_dir": batches})
+    assert again["ingest"] and all(r["status"] == "skipped_already_loaded" for r in again["ingest"])
+    assert again["score"]["run_id"] == summary["score"]["run_id"]
