@@ -59,8 +59,9 @@ def week_on_week(
     current:  this week's lists (team_id, person_id, rank, `risk_col`).
     previous: last week's lists (team_id, person_id, rank, risk) or None on the first run.
     status:   one row per person on last week's lists: person_id, died (bool), opted_out (bool),
-              team_id_now (str or null). Reasons for leaving, in order: died, opted out, moved
-              team, risk fell. Opted-out leavers keep no id: they may only be counted.
+              team_id_now (str or null). A null person_id on last week's list means "opted out since".
+    Reasons for leaving, in order: opted out, died, moved team, risk fell. Opted-out leavers keep no id:
+    they may only be counted.
     A change of at least `rising_threshold` (absolute probability) counts as rising or falling.
     """
     if previous is None or previous.height == 0:
@@ -93,10 +94,12 @@ def week_on_week(
         status, on="person_id", how="left"
     )
     reason = (
-        pl.when(pl.col("died").fill_null(False))
-        .then(pl.lit("died"))
-        .when(pl.col("opted_out").fill_null(False))
+        # Opted out comes first: such a person may never be named, even if they also died. A null id on last
+        # week's list is someone who has since opted out (ingest anonymises them there).
+        pl.when(pl.col("person_id").is_null() | pl.col("opted_out").fill_null(False))
         .then(pl.lit("opted out"))
+        .when(pl.col("died").fill_null(False))
+        .then(pl.lit("died"))
         .when(pl.col("team_id_now").is_not_null() & (pl.col("team_id_now") != pl.col("team_id")))
         .then(pl.lit("moved team"))
         .otherwise(pl.lit("risk fell"))

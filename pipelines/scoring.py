@@ -342,15 +342,7 @@ def leaver_status(previous: pl.DataFrame | None, tables: Tables, as_of: date, te
         opted_out=pl.col("person_id").is_in(opted["person_id"].implode()),
         team_id_now=pl.col("team_id"),
     )
-    # A null id on last week's list is someone who has since opted out.
-    return pl.concat(
-        [
-            known,
-            pl.DataFrame(
-                {"person_id": [None], "died": [False], "opted_out": [True], "team_id_now": [None]}, schema=schema
-            ),
-        ]
-    )
+    return known
 
 
 def _has_table(con: Any, name: str) -> bool:

@@ -102,3 +102,15 @@ def test_age_bands() -> None:
         .to_list()
     )
     assert bands == ["0-9", "0-9", "10-19", "60-69", "80-89", "90+", "90+"]
+
+
+def test_a_leaver_whose_id_was_anonymised_after_opting_out_is_counted_as_opted_out() -> None:
+    # After an opt-out, ingest sets the person's id on past lists to null (see pipelines.ingest.forget_in_outputs).
+    previous = pl.DataFrame(
+        {"team_id": ["T1", "T1"], "person_id": ["steady_sam", None], "rank": [1, 2], "risk": [0.5, 0.4]},
+        schema={"team_id": pl.String, "person_id": pl.String, "rank": pl.Int64, "risk": pl.Float64},
+    )
+    current = pl.DataFrame({"team_id": ["T1"], "person_id": ["steady_sam"], "rank": [1], "risk": [0.5]})
+    status = pl.DataFrame({"person_id": ["steady_sam"], "died": [False], "opted_out": [False], "team_id_now": ["T1"]})
+    _, leavers = week_on_week(current, previous, status, "risk")
+    assert leavers.select("person_id", "reason").to_dicts() == [{"person_id": None, "reason": "opted out"}]
