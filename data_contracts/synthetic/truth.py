@@ -22,17 +22,19 @@ from data_contracts.synthetic.engine import State, Statics, step
 from data_contracts.synthetic.population import Population
 from data_contracts.synthetic.realised import NURSING, RESIDENTIAL, RealisedPath
 from data_contracts.synthetic.timeline import NULL_DAY, Timeline, day_to_date
+from data_contracts.tables import COSTED_EVENT_DATES
+from features.settings import OutcomeSettings
 
 OUTCOMES = ("emergency_admission", "high_cost", "frequent_user", "care_home_admission", "unplanned_care")
-HIGH_COST_TOP_FRACTION = 0.05
-FREQUENT_EMERGENCY_ADMISSIONS = 3
-FREQUENT_AE_ATTENDANCES = 5
-HORIZON_MONTHS = 12
+# The truth follows the outcome definitions' defaults (features/settings.py), so the oracle and the labels agree.
+_OUTCOME_DEFAULTS = OutcomeSettings()
+HIGH_COST_TOP_FRACTION = _OUTCOME_DEFAULTS.high_cost_top_fraction
+HORIZON_MONTHS = _OUTCOME_DEFAULTS.horizon_months
 TRUTH_THREADS = 2  # one per index date (the machine has 2 cores)
 MAX_ELEMENTS_PER_CHUNK = 1_000_000  # people x replicates simulated at once (fastest near 1M)
 PEOPLE_PER_BLOCK = 20_000  # people simulated together (their per-person arrays stay in cache)
 ENGINE_STREAMS = ("latent", "hospital", "ae", "death", "social_care")
-COSTED_TABLES = ("apc_spells", "ae_attendances", "op_appointments", "gp_events", "community_contacts", "prescriptions")
+COSTED_TABLES = tuple(COSTED_EVENT_DATES)
 
 
 def eligible_mask(population: Population, death_day: np.ndarray, index_day: int) -> np.ndarray:
@@ -77,13 +79,17 @@ def realised_outcomes(
     )
     in_home_at_index = np.bincount(person[resident], minlength=people) > 0
     new_placement = np.bincount(person[placed], minlength=people) > 0
-    outcomes = {
+    return {**count_outcomes(emergencies, ae_visits), "care_home_admission": new_placement}, cost, in_home_at_index
+
+
+def count_outcomes(emergencies: np.ndarray, ae_visits: np.ndarray) -> dict[str, np.ndarray]:
+    """The outcomes defined by counts of emergency admissions and A&E visits (realised path and futures alike)."""
+    return {
         "emergency_admission": emergencies >= 1,
-        "frequent_user": (emergencies >= FREQUENT_EMERGENCY_ADMISSIONS) | (ae_visits >= FREQUENT_AE_ATTENDANCES),
-        "care_home_admission": new_placement,
+        "frequent_user": (emergencies >= _OUTCOME_DEFAULTS.frequent_emergency_admissions)
+        | (ae_visits >= _OUTCOME_DEFAULTS.frequent_ae_attendances),
         "unplanned_care": (emergencies >= 1) | (ae_visits >= 1),
     }
-    return outcomes, cost, in_home_at_index
 
 
 def high_cost_threshold(cost: np.ndarray) -> float:
@@ -118,11 +124,9 @@ def _simulate_block(
         cost += month.expected_cost
         placed |= month.new_care_home > 0
     outcome = {
-        "emergency_admission": emergencies >= 1,
+        **count_outcomes(emergencies, ae_visits),
         "high_cost": (cost >= threshold) & (cost > 0),
-        "frequent_user": (emergencies >= FREQUENT_EMERGENCY_ADMISSIONS) | (ae_visits >= FREQUENT_AE_ATTENDANCES),
         "care_home_admission": placed & ~was_in_home,
-        "unplanned_care": (emergencies >= 1) | (ae_visits >= 1),
     }
     return {name: flags.sum(axis=0) for name, flags in outcome.items()}
 
