@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from data_contracts.reference import codelist
 from features.build import build_features
 from features.catalogue import CATALOGUE, explain_phrase
 from features.inputs import Tables, add_months
@@ -118,7 +119,7 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
     marked, leavers = week_on_week(lists, previous, status, risk_col, settings.scoring.rising_threshold)
 
     listed = features.join(marked.select("person_id"), on="person_id", how="semi")
-    explanations = explain(models[ranking], listed, settings.scoring.top_reasons)
+    explanations = _phrased(explain(models[ranking], listed, settings.scoring.top_reasons), marked)
     team_list = _list_rows(marked, explanations, tables, as_of, run_id, versions, batches, ranking, settings)
     return ScoreResult(
         run_id=run_id,
@@ -128,7 +129,7 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
         data_batches=batches,
         population=population,
         team_list=team_list,
-        explanations=_explanation_rows(explanations, listed, marked),
+        explanations=explanations.select(*_EXPLANATION_COLUMNS),
         leavers=leavers,
         activity=activity_timeline(tables, marked.select("person_id"), as_of),
         population_summary=_population_summary(population, teams, risk_col),
@@ -152,19 +153,16 @@ def _list_rows(
     settings: Settings,
 ) -> pl.DataFrame:
     reasons = (
-        explanations.sort(["person_id", "rank"])
-        .with_columns(
-            phrase=pl.struct("feature", "value", "contribution").map_elements(_reason_text, return_dtype=pl.String)
-        )
+        explanations.sort(["person_id", "reason_rank"])
         .group_by("person_id", maintain_order=True)
         .agg(
-            reasons=pl.col("phrase").str.join("; "),
+            reasons=(pl.col("phrase") + ": " + pl.col("direction")).str.join("; "),
             base_logodds=pl.col("base_value").first(),
             logodds=pl.col("logodds").first(),
         )
     )
     discharged = recently_discharged(tables, as_of)
-    sex_labels = {"1": "Male", "2": "Female", "9": "Indeterminate", "X": "Not known"}
+    sex_labels = codelist("sex").codes
     return (
         marked.join(reasons, on="person_id", how="left")
         .with_columns(
@@ -183,11 +181,6 @@ def _list_rows(
         )
         .sort(["team_id", "rank"])
     )
-
-
-def _reason_text(row: dict[str, Any]) -> str:
-    direction = "raises risk" if row["contribution"] > 0 else "lowers risk"
-    return f"{explain_phrase(row['feature'], _typed_value(row['feature'], row['value']))}: {direction}"
 
 
 def _typed_value(feature: str, text: str | None) -> object:
@@ -217,28 +210,28 @@ def _package_text() -> pl.Expr:
     )
 
 
-def _explanation_rows(explanations: pl.DataFrame, listed: pl.DataFrame, marked: pl.DataFrame) -> pl.DataFrame:
-    return (
-        explanations.join(marked.select("person_id", "team_id"), on="person_id", how="inner")
-        .with_columns(
-            reason_rank=pl.col("rank"),
-            feature_label=pl.col("feature").replace_strict({n: f.label for n, f in CATALOGUE.items()}),
-            phrase=pl.struct("feature", "value").map_elements(
-                lambda r: explain_phrase(r["feature"], _typed_value(r["feature"], r["value"])), return_dtype=pl.String
-            ),
-            direction=pl.when(pl.col("contribution") > 0).then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")),
-        )
-        .select(
-            "person_id",
-            "team_id",
-            "reason_rank",
-            "feature",
-            "feature_label",
-            "value",
-            "contribution",
-            "phrase",
-            "direction",
-        )
+_EXPLANATION_COLUMNS = (
+    "person_id",
+    "team_id",
+    "reason_rank",
+    "feature",
+    "feature_label",
+    "value",
+    "contribution",
+    "phrase",
+    "direction",
+)
+
+
+def _phrased(explanations: pl.DataFrame, marked: pl.DataFrame) -> pl.DataFrame:
+    """Each listed person's top reasons in plain words with their direction (and the person's team)."""
+    return explanations.join(marked.select("person_id", "team_id"), on="person_id", how="inner").with_columns(
+        reason_rank=pl.col("rank"),
+        feature_label=pl.col("feature").replace_strict({n: f.label for n, f in CATALOGUE.items()}),
+        phrase=pl.struct("feature", "value").map_elements(
+            lambda r: explain_phrase(r["feature"], _typed_value(r["feature"], r["value"])), return_dtype=pl.String
+        ),
+        direction=pl.when(pl.col("contribution") > 0).then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")),
     )
 
 
@@ -298,8 +291,6 @@ def activity_timeline(tables: Tables, people: pl.DataFrame, as_of: date) -> pl.D
 
 
 def _emergency_methods() -> list[str]:
-    from data_contracts.reference import codelist
-
     return codelist("admission_method").codes_in_group("emergency")
 
 
