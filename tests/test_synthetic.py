@@ -21,7 +21,10 @@ from data_contracts.reference import codelist
 from data_contracts.settings import IngestSettings, SynthSettings
 from data_contracts.synthetic import SynthResult, generate_population
 from data_contracts.synthetic.dirty import CLASSES
+from data_contracts.synthetic.engine import EMERGENCY_VIA_AE_SHARE
+from data_contracts.synthetic.truth import frequent_crossing_probability
 from data_contracts.tables import ACTIVITY_TABLES, COSTED_EVENT_DATES, TABLES
+from features.settings import OutcomeSettings
 
 SEED = 20_261_101
 SETTINGS = SynthSettings(people=3_000, weekly_batches=2, truth_replicates=32)
@@ -287,6 +290,41 @@ def test_realised_emergency_admission_matches_the_published_data(clean: SynthRes
     compared = truth.join(eligible, on="person_id", how="inner").join(admitted, on="person_id", how="left")
     assert compared.height == eligible.height
     assert (compared["realised"] == compared["published"].fill_null(False)).all()
+
+
+@pytest.mark.parametrize(
+    ("emergencies_before", "ae_before", "emergency_rate", "ae_only_rate"),
+    [(0, 0, 0.3, 0.5), (2, 0, 0.2, 0.1), (0, 4, 0.05, 0.2), (1, 3, 0.8, 1.2), (3, 0, 0.5, 0.5), (0, 0, 0.0, 0.0)],
+)
+def test_frequent_crossing_probability_matches_simulated_months(
+    emergencies_before: int, ae_before: int, emergency_rate: float, ae_only_rate: float
+) -> None:
+    """The closed form the truth averages equals the share of simulated months (drawn as the engine draws them)
+    that take the person over a frequent-user threshold."""
+    rng = np.random.default_rng(7)
+    draws = 400_000
+    emergencies = rng.poisson(emergency_rate, draws)
+    via_ae = rng.binomial(emergencies, EMERGENCY_VIA_AE_SHARE)
+    ae_visits = rng.poisson(ae_only_rate, draws) + via_ae
+    outcome = OutcomeSettings()
+    simulated = np.mean(
+        (emergencies_before + emergencies >= outcome.frequent_emergency_admissions)
+        | (ae_before + ae_visits >= outcome.frequent_ae_attendances)
+    )
+    already = emergencies_before >= outcome.frequent_emergency_admissions
+    closed_form = frequent_crossing_probability(
+        np.array([emergencies_before]), np.array([ae_before]), np.array([emergency_rate]), np.array([ae_only_rate])
+    )[0]
+    assert closed_form == pytest.approx(0.0 if already else simulated, abs=0.004)
+
+
+def test_true_probabilities_agree_with_realised_rates_for_every_outcome(clean: SynthResult) -> None:
+    """Calibration in the large of the (Rao-Blackwellised) truth, outcome by outcome, within 4 standard errors."""
+    truth = pl.read_parquet(clean.truth_path)
+    for (outcome,), rows in truth.group_by("outcome"):
+        realised = rows["realised"].cast(pl.Float64)
+        standard_error = max(float(np.sqrt(realised.mean() * (1 - realised.mean()) / rows.height)), 1e-3)
+        assert abs(rows["probability"].mean() - realised.mean()) < 4 * standard_error, outcome
 
 
 def test_true_probabilities_are_calibrated_and_discriminate(clean: SynthResult) -> None:

@@ -149,6 +149,11 @@ class Month:
     home_care_ended: np.ndarray  # ended for any reason other than death (incl. moving to a care home)
     reablement: np.ndarray
     expected_cost: np.ndarray  # approximate cost of the month (truth only)
+    # The month's event rates and placement probability given everything before the draws: the truth averages
+    # these (conditional expectations) instead of the drawn events, which removes most Monte Carlo noise.
+    emergency_rate: np.ndarray
+    ae_only_rate: np.ndarray
+    placement_probability: np.ndarray
     outpatient: np.ndarray | None = None
     gp: np.ndarray | None = None
     community: np.ndarray | None = None
@@ -232,7 +237,8 @@ def step(statics: Statics, state: State, start_day: int, days: int, rngs: dict, 
     via_ae[had_emergency] = hospital_rng.binomial(emergency[had_emergency], EMERGENCY_VIA_AE_SHARE)
     elective_rate = _rate(ELECTIVE_PER_YEAR, age) * np.exp(ELECTIVE_NEED_ELASTICITY * log_need) * on
     elective = _poisson(hospital_rng, elective_rate)
-    ae_only = _poisson(rngs["ae"], _rate(AE_ONLY_PER_YEAR, age) * np.exp(AE_NEED_ELASTICITY * log_need) * on)
+    ae_only_rate = _rate(AE_ONLY_PER_YEAR, age) * np.exp(AE_NEED_ELASTICITY * log_need) * on
+    ae_only = _poisson(rngs["ae"], ae_only_rate)
 
     op_rate = _rate(OUTPATIENT_PER_YEAR, age) * np.exp(OUTPATIENT_NEED_ELASTICITY * log_need) * on
     gp_rate = _rate(GP_PER_YEAR, age) * np.exp(GP_NEED_ELASTICITY * log_need) * on
@@ -322,6 +328,9 @@ def step(statics: Statics, state: State, start_day: int, days: int, rngs: dict, 
         home_care_ended=ended,
         reablement=reablement,
         expected_cost=expected_cost,
+        emergency_rate=emergency_rate,
+        ae_only_rate=ae_only_rate,
+        placement_probability=placement_probability,
     )
     if detail:
         month.outpatient = _poisson(rngs["outpatient"], op_rate)

@@ -3,12 +3,14 @@
 Realised outcomes are read from the generated rows exactly as the outcome labels read published data
 (horizon [index, index + 12 months), events not after death, social care by the CLD weekly rule), so at the
 eval index date they agree with the published batches. Probabilities re-run the monthly engine from the state
-at the index date over `truth_replicates` futures; costs in those futures use the engine's expected monthly
+at the index date over `truth_replicates` futures, averaging in each future the conditional chance of the outcome
+month by month (Rao-Blackwellised, see `_simulate_block`); costs in those futures use the engine's expected monthly
 cost (mean event costs), and `high_cost` applies the realised path's 95th-percentile threshold to each future.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from data_contracts.reference import codelist
-from data_contracts.synthetic.engine import State, Statics, step
+from data_contracts.synthetic.engine import EMERGENCY_VIA_AE_SHARE, State, Statics, step
 from data_contracts.synthetic.population import Population
 from data_contracts.synthetic.realised import NURSING, RESIDENTIAL, RealisedPath
 from data_contracts.synthetic.timeline import NULL_DAY, Timeline, day_to_date
@@ -97,6 +99,43 @@ def high_cost_threshold(cost: np.ndarray) -> float:
     return float(np.quantile(cost, 1 - HIGH_COST_TOP_FRACTION, method="higher")) if len(cost) else 0.0
 
 
+def _poisson_cdf_table(lam: np.ndarray, up_to: int) -> np.ndarray:
+    """P(X <= n) for X ~ Poisson(lam), n = 0 .. up_to - 1, stacked on a new first axis."""
+    term = np.exp(-lam.astype(np.float64))
+    table = np.empty((up_to, *lam.shape))
+    table[0] = term
+    for n in range(1, up_to):
+        term = term * lam / n
+        table[n] = table[n - 1] + term
+    return table
+
+
+def frequent_crossing_probability(
+    emergencies_before: np.ndarray, ae_before: np.ndarray, emergency_rate: np.ndarray, ae_only_rate: np.ndarray
+) -> np.ndarray:
+    """P(this month's events take a person not yet a frequent user over a threshold | counts so far and rates).
+
+    Emergency admissions E ~ Poisson(emergency_rate), of which Binomial(E, via-A&E share) arrive through A&E,
+    plus A&E-only visits ~ Poisson(ae_only_rate), as in the engine's step. People already over a threshold
+    get 0 (their event was counted in an earlier month)."""
+    need_emergencies = _OUTCOME_DEFAULTS.frequent_emergency_admissions - emergencies_before
+    need_ae = _OUTCOME_DEFAULTS.frequent_ae_attendances - ae_before
+    crossed = (need_emergencies <= 0) | (need_ae <= 0)
+    ae_cdf = _poisson_cdf_table(ae_only_rate, _OUTCOME_DEFAULTS.frequent_ae_attendances)
+    lam = emergency_rate.astype(np.float64)
+    stay_below = np.zeros(lam.shape)
+    poisson_term = np.exp(-lam)
+    for k in range(_OUTCOME_DEFAULTS.frequent_emergency_admissions):  # k emergencies this month, k < need
+        if k:
+            poisson_term = poisson_term * lam / k
+        for j in range(k + 1):  # j of them via A&E
+            allowed_ae_only = need_ae - 1 - j
+            ae_ok = np.take_along_axis(ae_cdf, np.clip(allowed_ae_only, 0, None)[None].astype(np.intp), 0)[0]
+            binomial = math.comb(k, j) * EMERGENCY_VIA_AE_SHARE**j * (1 - EMERGENCY_VIA_AE_SHARE) ** (k - j)
+            stay_below += np.where((k < need_emergencies) & (allowed_ae_only >= 0), poisson_term * binomial * ae_ok, 0)
+    return np.where(crossed, 0.0, 1.0 - stay_below)
+
+
 def _simulate_block(
     statics: Statics,
     state: State,
@@ -106,29 +145,40 @@ def _simulate_block(
     threshold: float,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Outcome counts over `replicates` futures of one block of people (arrays (replicates, people))."""
+    """Expected outcome indicators summed over `replicates` futures of one block of people (per person).
+
+    Rao-Blackwellised: in each future, month by month, the chance that the outcome first happens this month
+    given everything drawn before (1 - e^-rate for an event count, the placement probability for a care home)
+    is added instead of the drawn indicator. Each future's sum has the indicator's expectation and a far
+    smaller variance, so rare outcomes no longer get probabilities in coarse steps of 1/replicates. High cost
+    depends on a sum over the whole year and keeps the drawn indicator."""
     people = len(state.alive)
     chunk_state = state.tile(replicates)  # statics broadcast
     rngs = {name: stream for name, stream in zip(ENGINE_STREAMS, rng.spawn(len(ENGINE_STREAMS)), strict=True)}
-    was_in_home = chunk_state.care_home > 0
     emergencies = np.zeros((replicates, people), np.int32)
     ae_visits = np.zeros((replicates, people), np.int32)
     cost = np.zeros((replicates, people), np.float64)
-    placed = np.zeros((replicates, people), bool)
+    expected = {name: np.zeros((replicates, people)) for name in OUTCOMES if name != "high_cost"}
     for m in range(HORIZON_MONTHS):
         start = int(period_starts[first_period + m])
         days = int(period_starts[first_period + m + 1]) - start
         month = step(statics, chunk_state, start, days, rngs, detail=False)
+        none_yet = emergencies == 0
+        expected["emergency_admission"] += none_yet * -np.expm1(-month.emergency_rate.astype(np.float64))
+        no_unplanned_yet = none_yet & (ae_visits == 0)
+        both_rates = (month.emergency_rate + month.ae_only_rate).astype(np.float64)
+        expected["unplanned_care"] += no_unplanned_yet * -np.expm1(-both_rates)
+        expected["frequent_user"] += frequent_crossing_probability(
+            emergencies, ae_visits, month.emergency_rate, month.ae_only_rate
+        )
+        # Zero for anyone already in a care home (including those there at the index date), so the sum is the
+        # chance of a new placement among people not in one.
+        expected["care_home_admission"] += month.placement_probability
         emergencies += month.emergency
         ae_visits += month.ae_only + month.emergency_via_ae
         cost += month.expected_cost
-        placed |= month.new_care_home > 0
-    outcome = {
-        **count_outcomes(emergencies, ae_visits),
-        "high_cost": (cost >= threshold) & (cost > 0),
-        "care_home_admission": placed & ~was_in_home,
-    }
-    return {name: flags.sum(axis=0) for name, flags in outcome.items()}
+    high_cost = (cost >= threshold) & (cost > 0)
+    return {"high_cost": high_cost.sum(axis=0), **{name: flags.sum(axis=0) for name, flags in expected.items()}}
 
 
 def simulated_probabilities(
@@ -159,7 +209,8 @@ def simulated_probabilities(
             hits[name][rows] += count
         if progress is not None:
             progress((i + 1) / len(chunks))
-    return {name: count / replicates for name, count in hits.items()}
+    # A future's expected indicator can sum a little above 1 (see _simulate_block); the mean cannot exceed it.
+    return {name: np.minimum(count / replicates, 1.0) for name, count in hits.items()}
 
 
 def build_truth(
