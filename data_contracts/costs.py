@@ -17,6 +17,8 @@ Rules (one place, so the data dictionary and the report can quote them):
   community matron, intermediate care, therapy; mental health and other -> `district_nurse_contact`).
   A missing `attended` counts as attended: the contact was recorded.
 - prescriptions: no rule; a missing cost stays empty.
+- A batch whose costs are in another currency than the unit costs (GBP) gets no imputed costs at all: the
+  reference prices would mix currencies, so a missing cost stays empty (and counts as 0).
 - asc_events: weekly cost by the CLD rule (unit cost x weekly factor of the cost frequency; hourly,
   daily and per-session costs x planned units per week; a one-off cost counts once). A Service with no
   unit cost is imputed by service type group: residential -> `residential_care` per week, nursing ->
@@ -31,7 +33,7 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
-from data_contracts.reference import codelist, unit_cost
+from data_contracts.reference import REFERENCE_CURRENCY, codelist, unit_cost
 
 # A reablement (ST-Max) episode is typically up to six weeks; the reference cost is per episode.
 REABLEMENT_EPISODE_WEEKS = 6
@@ -129,9 +131,9 @@ IMPUTED_COST: dict[str, Callable[[], pl.Expr]] = {
 """Tables whose missing `cost` is imputed. Tables with a `cost` column not listed (prescriptions) keep it empty."""
 
 
-def with_imputed_cost(frame: pl.DataFrame, table_name: str) -> pl.DataFrame:
-    """Fill a missing `cost` by the table's rule and flag it in `cost_imputed`."""
-    rule = IMPUTED_COST.get(table_name)
+def with_imputed_cost(frame: pl.DataFrame, table_name: str, impute: bool = True) -> pl.DataFrame:
+    """Fill a missing `cost` by the table's rule (when `impute`) and flag it in `cost_imputed`."""
+    rule = IMPUTED_COST.get(table_name) if impute else None
     imputed = rule().cast(pl.Float64) if rule else pl.lit(None, dtype=pl.Float64)
     return frame.with_columns(
         pl.coalesce(pl.col("cost"), imputed).alias("cost"),
@@ -170,8 +172,8 @@ def asc_imputed_weekly_cost() -> pl.Expr:
     return pl.col("service_type").replace_strict(prices, default=None, return_dtype=pl.Float64)
 
 
-def with_asc_costs(frame: pl.DataFrame) -> pl.DataFrame:
-    needs_imputation = (pl.col("event_type") == "Service") & pl.col("unit_cost").is_null()
+def with_asc_costs(frame: pl.DataFrame, impute: bool = True) -> pl.DataFrame:
+    needs_imputation = (pl.col("event_type") == "Service") & pl.col("unit_cost").is_null() & pl.lit(impute)
     imputed = pl.when(needs_imputation).then(asc_imputed_weekly_cost())
     return frame.with_columns(
         pl.coalesce(cld_weekly_cost(), imputed).alias("weekly_cost"),
@@ -179,10 +181,12 @@ def with_asc_costs(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def add_derived_costs(frame: pl.DataFrame, table_name: str) -> pl.DataFrame:
-    """The table's derived cost columns (a no-op for tables without costs)."""
+def add_derived_costs(frame: pl.DataFrame, table_name: str, currency: str = REFERENCE_CURRENCY) -> pl.DataFrame:
+    """The table's derived cost columns (a no-op for tables without costs); imputation only for batches whose
+    costs are in the unit costs' currency."""
+    impute = currency == REFERENCE_CURRENCY
     if table_name == "asc_events":
-        return with_asc_costs(frame)
+        return with_asc_costs(frame, impute)
     if "cost" in frame.columns:
-        return with_imputed_cost(frame, table_name)
+        return with_imputed_cost(frame, table_name, impute)
     return frame

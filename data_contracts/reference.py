@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
+REFERENCE_CURRENCY = "GBP"
+"""Currency of the unit costs (`unit_costs.csv`, column `cost_gbp`) and of a batch that does not name one."""
 
 
 @dataclass(frozen=True)

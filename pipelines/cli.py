@@ -153,6 +153,58 @@ def print_reconciliation(reports: list[dict]) -> None:
     console.print(table)
 
 
+@app.command("import")
+def import_(
+    source_dir: Annotated[Path, typer.Argument(help="Folder of source files (CSV or Parquet) the mapping names.")],
+    mapping: Annotated[
+        str,
+        typer.Option(
+            help="Mapping file (TOML), or a shipped mapping: cld (Adult Social Care Client Level Data), "
+            "synthea_native, synthea_flat."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Batch folder to write (must not exist or be empty).")],
+    batch_id: Annotated[str | None, typer.Option(help="Batch id. Default: the --out folder's name.")] = None,
+    extract_date: Annotated[
+        str | None, typer.Option(help="Extract date (YYYY-MM-DD). Default: the latest event date written.")
+    ] = None,
+) -> None:
+    """Convert a source's own files into a contract batch with a declarative mapping; then `riskstrat ingest` it.
+
+    Every source row is accounted for: taken by a table or not, then written or dropped with the mapping's stated
+    reason (counts in the batch's batch.json), then loaded, quarantined or excluded by the ingest."""
+    from datetime import date
+
+    from data_contracts.importer import import_source
+    from data_contracts.mapping import MappingError
+
+    try:
+        report = import_source(
+            mapping, source_dir, out, batch_id, date.fromisoformat(extract_date) if extract_date else None
+        )
+    except (MappingError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        console.print(f"[red]import error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = RichTable(title=f"Import reconciliation, mapping {report.mapping} (rows in = written + dropped, by reason)")
+    for col in ("source file", "table", "rows in", "written", "dropped", "reason"):
+        table.add_column(col, justify="right" if col in ("rows in", "written", "dropped") else "left")
+    for f in report.files:
+        table.add_row(f.file, "(file)", f"{f.rows_read:,}", "", "", "rows read")
+        for reason, n in f.not_taken.items():
+            table.add_row(f.file, "(none)", "", "", f"{n:,}", reason)
+    for t in report.tables:
+        table.add_row(t.file or "(mapping rows)", t.table, f"{t.rows_in:,}", f"{t.rows_written:,}", "", "")
+        for reason, n in t.dropped.items():
+            table.add_row("", "", "", "", f"{n:,}", reason)
+    for name, reason in report.unused_files.items():
+        table.add_row(name, "(unused)", "", "", "", reason)
+    console.print(table)
+    console.print(
+        f"batch {report.batch_id} written to {report.batch_dir} (extract date {report.extract_date}, costs in "
+        f"{report.currency}); next: riskstrat ingest {report.batch_dir}"
+    )
+
+
 @app.command()
 def dictionary(
     out: Annotated[Path | None, typer.Option(help="Where to write it. Default: docs/data_dictionary.md")] = None,

@@ -1,7 +1,7 @@
 """Validated, atomic, idempotent ingest of one batch folder into DuckDB (plain Python; flows wrap it).
 
 A batch folder holds one `<table>.csv` or `<table>.parquet` per contract table (any may be absent) and
-an optional `batch.json` {"batch_id", "extract_date", ...}. The batch id defaults to the folder name;
+an optional `batch.json` {"batch_id", "extract_date", "currency", ...}. The batch id defaults to the folder name;
 the extract date defaults to the latest event date found in the batch (logged when used), so a re-run
 gives the same answer as the first run.
 
@@ -37,6 +37,8 @@ import duckdb
 import polars as pl
 
 from data_contracts.costs import add_derived_costs
+from data_contracts.importer import BATCH_MANIFEST
+from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.schema import Table
 from data_contracts.settings import IngestSettings
 from data_contracts.tables import ACTIVITY_TABLES, OPT_OUTS, PERSONS, TABLES
@@ -61,7 +63,6 @@ LOAD_ORDER: tuple[str, ...] = (
 """Opt-outs before persons before activity: later tables are checked against the earlier ones."""
 PERSON_TABLES: tuple[str, ...] = (PERSONS.name, *ACTIVITY_TABLES)
 """Tables an opt-out removes rows from."""
-BATCH_MANIFEST = "batch.json"
 
 # Bookkeeping tables (not contract tables: they describe loads, not people).
 META_DDL: tuple[str, ...] = (
@@ -77,6 +78,8 @@ META_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS batches (
   batch_id VARCHAR, extract_date DATE, loaded_at TIMESTAMP, files_sha256 VARCHAR
 )""",
+    # Databases created before batches recorded a currency gain the column (their batches were all GBP).
+    "ALTER TABLE batches ADD COLUMN IF NOT EXISTS currency VARCHAR",
     # An opt-out row that fails validation (a bad date, an unknown type) still records an objection: its
     # person id is honoured here, while the row itself stays in quarantine for the data team to fix.
     """CREATE TABLE IF NOT EXISTS opt_outs_unverified (person_id VARCHAR, batch_id VARCHAR)""",
@@ -127,6 +130,7 @@ class Batch:
     files: dict[str, Path]  # table name -> file
     sha256: dict[str, str]  # table name -> checksum
     combined_sha256: str
+    currency: str = REFERENCE_CURRENCY  # of every cost in the batch (batch.json "currency"); never converted
 
 
 # ---------------------------------------------------------------------------------------------- batch folder
@@ -190,6 +194,7 @@ def read_batch(batch_dir: Path) -> Batch:
         parts.append(f"{BATCH_MANIFEST}:{file_sha256(batch_dir / BATCH_MANIFEST)}")
     return Batch(
         batch_id=str(manifest.get("batch_id") or batch_dir.name),
+        currency=str(manifest.get("currency") or REFERENCE_CURRENCY).upper(),
         directory=batch_dir,
         extract_date=extract_date,
         files=files,
@@ -382,7 +387,30 @@ def write_log(
             for c in counts
         ],
     )
-    _changed(con, "INSERT INTO batches VALUES (?, ?, ?, ?)", [batch.batch_id, extract_date, at, batch.combined_sha256])
+    _changed(
+        con,
+        "INSERT INTO batches (batch_id, extract_date, loaded_at, files_sha256, currency) VALUES (?, ?, ?, ?, ?)",
+        [batch.batch_id, extract_date, at, batch.combined_sha256, batch.currency],
+    )
+
+
+def database_currency(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The currency of the costs already loaded (None for an empty database); batches loaded before the
+    currency was recorded are GBP."""
+    rows = con.execute("SELECT DISTINCT coalesce(currency, ?) FROM batches ORDER BY 1", [REFERENCE_CURRENCY]).fetchall()
+    if len(rows) > 1:
+        raise BatchRejected(f"the database already mixes currencies ({', '.join(r[0] for r in rows)})")
+    return rows[0][0] if rows else None
+
+
+def check_currency(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
+    """Costs are never converted, so one database holds one currency: refuse a batch in another."""
+    held = database_currency(con)
+    if held is not None and held != batch.currency:
+        raise BatchRejected(
+            f"batch {batch.batch_id}: its costs are in {batch.currency} but the database holds costs in {held}; "
+            "costs are never converted, so load it into a separate database (--db)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- one table
@@ -418,7 +446,9 @@ def load_table(
 ) -> tuple[TableCounts, ValidationResult]:
     path = batch.files[table.name]
     result = validate_file(con, batch.batch_id, path, table, extract_date, settings)
-    staged = add_derived_costs(result.valid, table.name).with_columns(pl.lit(batch.batch_id).alias("batch_id"))
+    staged = add_derived_costs(result.valid, table.name, batch.currency).with_columns(
+        pl.lit(batch.batch_id).alias("batch_id")
+    )
     replaced, inserted = replace_rows(con, table, staged.select(c.name for c in table.all_columns))
     write_quarantine(con, batch.batch_id, table.name, result.quarantine)
     counts = TableCounts(
@@ -511,6 +541,7 @@ def ingest_batch(
                 f"batch {batch.batch_id} was already loaded from different files (checksums differ): "
                 "give a corrected extract a new batch id"
             )
+        check_currency(con, batch)
         check_headers(batch)
         extract_date = resolve_extract_date(batch)
         counts, reasons = _load_all_tables(con, batch, extract_date, settings, fail_after_table)
