@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from data_contracts.reference import REFERENCE_CURRENCY
 from models.baselines import MODEL_NAME, format_estimate
 from models.metrics import top_label
 from models.training import TrainedModel
@@ -323,6 +324,11 @@ def build_card(
             "on one side). Fit index dates have outcome windows that end on or before the evaluation index "
             f"date. Best iteration {summary.get('best_iteration')}, training time {summary.get('train_seconds')} "
             f"s, calibration: {summary.get('calibration')}, {summary.get('features')} features."
+        ),
+        Paragraph(
+            "Costs (the cost features and the high_cost outcome) are in "
+            f"{summary.get('cost_currency', REFERENCE_CURRENCY)}, as the source recorded them: costs are never "
+            "converted between currencies."
         ),
         Heading("Performance"),
     ]

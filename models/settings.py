@@ -22,7 +22,14 @@ class LightGBMParams:
 
 @dataclass
 class TrainingSettings:
-    outcomes: tuple[str, ...] = ("emergency_admission", "high_cost", "frequent_user", "care_home_admission")
+    # unplanned_care (any A&E attendance or emergency admission) has events enough for small populations.
+    outcomes: tuple[str, ...] = (
+        "emergency_admission",
+        "high_cost",
+        "frequent_user",
+        "care_home_admission",
+        "unplanned_care",
+    )
     # Fit index dates are quarterly, and each one's outcome window must end on or before the
     # evaluation index date (no overlap between fit labels and the evaluation period).
     index_spacing_months: int = 3

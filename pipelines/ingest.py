@@ -397,10 +397,24 @@ def write_log(
 def database_currency(con: duckdb.DuckDBPyConnection) -> str | None:
     """The currency of the costs already loaded (None for an empty database); batches loaded before the
     currency was recorded are GBP."""
-    rows = con.execute("SELECT DISTINCT coalesce(currency, ?) FROM batches ORDER BY 1", [REFERENCE_CURRENCY]).fetchall()
+    query = "SELECT column_name FROM information_schema.columns WHERE table_name = 'batches'"
+    columns = {row[0] for row in con.execute(query).fetchall()}
+    if not columns:
+        return None
+    # Read-only readers of a database from before the column existed: every batch there is GBP.
+    currency = "currency" if "currency" in columns else "NULL"
+    rows = con.execute(
+        f"SELECT DISTINCT coalesce({currency}, ?) FROM batches ORDER BY 1", [REFERENCE_CURRENCY]
+    ).fetchall()
     if len(rows) > 1:
         raise BatchRejected(f"the database already mixes currencies ({', '.join(r[0] for r in rows)})")
     return rows[0][0] if rows else None
+
+
+def cost_currency(db_path: Path) -> str:
+    """The currency of the costs in a riskstrat database (the unit costs' currency when it holds no batch)."""
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return database_currency(con) or REFERENCE_CURRENCY
 
 
 def check_currency(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:

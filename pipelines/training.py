@@ -21,6 +21,7 @@ from features.inputs import Tables, add_months
 from features.outcomes import label_outcomes
 from features.settings import OutcomeSettings
 from models.cohorts import age_band
+from pipelines.ingest import cost_currency
 from pipelines.settings import Settings
 from pipelines.warehouse import earliest_event_date, latest_extract_date, read_tables
 
@@ -33,9 +34,16 @@ CLASSIC_NUMERIC = ("age", "emergency_admissions_12m", "ltc_count")
 CLASSIC_CATEGORICAL = ("sex",)
 
 
+# Last year's unplanned care (A&E attendances plus emergency admissions): the prior use that matches the
+# unplanned_care outcome. A baseline column of the training frame, not a model feature.
+UNPLANNED_CARE_12M = "unplanned_care_12m"
+PRIOR_USE_COLUMNS: dict[str, str] = {"high_cost": "cost_total_12m", "unplanned_care": UNPLANNED_CARE_12M}
+
+
 def prior_use_column(outcome: str) -> str:
-    """What "last year's top users" ranks by: last year's cost for the cost outcome, emergency use otherwise."""
-    return "cost_total_12m" if outcome == "high_cost" else "emergency_admissions_12m"
+    """What "last year's top users" ranks by: last year's cost for the cost outcome, last year's A&E attendances
+    and emergency admissions for unplanned care, emergency admissions otherwise."""
+    return PRIOR_USE_COLUMNS.get(outcome, "emergency_admissions_12m")
 
 
 @dataclass
@@ -85,7 +93,8 @@ def training_frame(tables: Tables, index_dates: list[date], outcomes: OutcomeSet
         frames.append(
             features.join(labels, on="person_id", how="inner").with_columns(index_date=pl.lit(index_date)).collect()
         )
-    return with_subgroups(pl.concat(frames, how="vertical"))
+    unplanned_12m = pl.col("emergency_admissions_12m") + pl.col("ae_attendances_12m")
+    return with_subgroups(pl.concat(frames, how="vertical")).with_columns(unplanned_12m.alias(UNPLANNED_CARE_12M))
 
 
 def with_subgroups(frame: pl.DataFrame) -> pl.DataFrame:
@@ -131,6 +140,7 @@ def train_all(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     tables = read_tables(settings.db)
+    currency = cost_currency(settings.db)
     latest, earliest = latest_extract_date(settings.db), earliest_event_date(settings.db)
     if latest is None or earliest is None:
         raise ValueError(f"{settings.db} holds no loaded batches: run `riskstrat ingest` first")
@@ -159,6 +169,7 @@ def train_all(
             horizon_months=horizon,
             subgroup_cols=SUBGROUP_COLUMNS,
         )
+        model.training_summary_["cost_currency"] = currency  # stated on the model card
         oracle_col = f"true_p_{outcome}" if has_oracle and f"true_p_{outcome}" in frame.columns else None
         baselines = standard_baselines(
             outcome,
