@@ -13,8 +13,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from data_contracts.reference import codelist
@@ -24,6 +25,9 @@ from features.inputs import Tables, add_months
 from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, team_lists, week_on_week
 from pipelines.settings import Settings
 from pipelines.warehouse import batch_ids, latest_extract_date, read_tables
+
+if TYPE_CHECKING:
+    from models.training import TrainedModel
 
 log = logging.getLogger("riskstrat.score")
 
@@ -103,12 +107,14 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
     population = features.select(
         "person_id", "age", "sex", "imd_decile", *[c for c in _SERVICE_FEATURES if c in features.columns]
     ).join(persons, on="person_id", how="left")
+    # One booster pass per model: the probability is the calibrated raw score (what predict_proba computes).
+    raw_scores = {o: model.predict_raw_logodds(features) for o, model in models.items()}
     population = population.with_columns(
-        [pl.Series(f"risk_{o}", model.predict_proba(features)) for o, model in models.items()]
+        [pl.Series(f"risk_{o}", _calibrated(model, raw_scores[o])) for o, model in models.items()]
     )
     # Rank by the ranking model's raw score: calibration (isotonic) maps it monotonically onto probabilities
     # but in steps, and ranking on those steps would order ties arbitrarily.
-    population = population.with_columns(ranking_score=pl.Series(models[ranking].predict_raw_logodds(features)))
+    population = population.with_columns(ranking_score=pl.Series(raw_scores[ranking]))
     population = assign_tiers(population, "ranking_score", settings.scoring.tiers)
     teams = tables["teams"].collect()
     lists = team_lists(population, teams, "ranking_score")
@@ -135,6 +141,12 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
         population_summary=_population_summary(population, teams, risk_col),
         opted_out_ids=opted_out,
     )
+
+
+def _calibrated(model: TrainedModel, raw_logodds: np.ndarray) -> np.ndarray:
+    if model.calibrator_ is None:
+        raise RuntimeError(f"the {model.outcome} model is not calibrated")
+    return model.calibrator_.predict(raw_logodds)
 
 
 # Features that describe current services on the list.
