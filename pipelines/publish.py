@@ -183,8 +183,12 @@ def publish(
     population_summary: pl.DataFrame,
     opted_out_ids: set[str],
     reidentification: dict[str, pl.DataFrame] | None = None,
+    workers: int | None = None,
 ) -> PublishReport:
-    """Write every team's outputs and the commissioners' summary for one run, atomically."""
+    """Write every team's outputs and the commissioners' summary for one run, atomically.
+
+    Teams are written by `workers` processes (default: one per core when at least PARALLEL_MIN_PEOPLE people are
+    listed, else in this process); the files are the same either way."""
     frames = _Frames(
         team_list=_normalise_list(team_list),
         explanations=_conform(explanations, "explanations"),
@@ -201,8 +205,7 @@ def publish(
     with _staging_dir(dest) as staging:
         folder = _Folder(staging)
         window = (_months_before(prov.as_of, ACTIVITY_MONTHS), prov.as_of)
-        for team_id, team_name in teams.items():
-            _publish_team(folder, guarded, team_id, team_name, prov, window)
+        _publish_teams(folder, guarded, teams, prov, window, workers)
         _publish_commissioners(folder, guarded.population_summary, prov, teams)
         _write_manifest(folder, prov, len(teams), guarded.team_list.height, dropped)
     log.info(
@@ -511,10 +514,50 @@ def _reidentify(frame: pl.DataFrame, key: pl.DataFrame) -> pl.DataFrame:
     return joined.select(*cols[:at], *REID_COLUMNS, *cols[at:])
 
 
-def _publish_team(
-    folder: _Folder, frames: _Frames, team_id: str, team_name: str, prov: Provenance, window: tuple[date, date]
+PARALLEL_MIN_PEOPLE = 5_000
+"""Below this many listed people, starting worker processes (about a second each) costs more than it saves."""
+
+
+def _publish_teams(
+    folder: _Folder,
+    frames: _Frames,
+    teams: dict[str, str],
+    prov: Provenance,
+    window: tuple[date, date],
+    workers: int | None,
 ) -> None:
-    team = _team_data(frames, team_id, team_name, window)
+    """Every team's files. Writing a team is pure Python (workbook XML, HTML pages), so at scale the teams are
+    shared out between processes; each worker gets only its team's rows and reports what it wrote."""
+    if workers is None:
+        workers = (os.cpu_count() or 1) if frames.team_list.height >= PARALLEL_MIN_PEOPLE else 1
+    workers = min(workers, len(teams))
+    if workers <= 1:
+        for team_id, team_name in teams.items():
+            _publish_team(folder, _team_data(frames, team_id, team_name, window), prov, window)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # "spawn": the parent holds Polars and DuckDB thread pools, which a forked child must not inherit.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [
+            pool.submit(
+                _publish_team_in_worker, folder.root, _team_data(frames, team_id, team_name, window), prov, window
+            )
+            for team_id, team_name in teams.items()
+        ]
+        for future in futures:
+            folder.written.extend(future.result())
+
+
+def _publish_team_in_worker(root: Path, team: _TeamData, prov: Provenance, window: tuple[date, date]) -> list[_Written]:
+    folder = _Folder(root)
+    _publish_team(folder, team, prov, window)
+    return folder.written
+
+
+def _publish_team(folder: _Folder, team: _TeamData, prov: Provenance, window: tuple[date, date]) -> None:
+    team_id = team.team_id
     base = f"teams/{team_id}/"
     folder.write(f"{base}{team_id}_list.csv", _list_csv(team.rows), team.rows.height)
     workbook, sheets = _workbook(team, prov)

@@ -603,3 +603,19 @@ def test_manifest_lists_every_file(published: Published) -> None:
     report_files = {str(p.relative_to(published.root)) for p in published.report.files}
     assert report_files == on_disk | {"manifest.json"}
     assert published.report.teams == 2 and published.report.people_listed == 5
+
+
+def test_teams_written_by_worker_processes_match_one_process(tmp_path: Path) -> None:
+    serial = _publish(tmp_path / "serial", workers=1)
+    parallel = _publish(tmp_path / "parallel", workers=2)
+    assert serial.teams == parallel.teams and serial.teams > 1
+    manifests = [
+        json.loads((p / AS_OF.isoformat() / "manifest.json").read_text())
+        for p in (tmp_path / "serial", tmp_path / "parallel")
+    ]
+
+    # Workbooks carry their creation time; every other file must be byte-identical.
+    def comparable(manifest: dict[str, Any]) -> list[tuple[str, int, str | None]]:
+        return [(f["path"], f["rows"], None if f["path"].endswith(".xlsx") else f["sha256"]) for f in manifest["files"]]
+
+    assert comparable(manifests[0]) == comparable(manifests[1])
