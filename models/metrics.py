@@ -83,9 +83,20 @@ class _SortedScores:
         # Decile by rank: decile 10 holds the highest scores.
         position_from_bottom = n - 1 - np.arange(n)
         self.decile = (position_from_bottom * 10 // max(n, 1)) + 1
+        # Deciles are runs of rows in this order: the last row of each run, and its decile's index (0-9).
+        self.decile_run_end = np.flatnonzero(np.r_[self.decile[1:] != self.decile[:-1], True])
+        self.decile_run_index = self.decile[self.decile_run_end] - 1
+        self.squared_error = (p[self.order] - y[self.order]) ** 2
 
     def metrics(self, w: np.ndarray, fractions: tuple[float, ...]) -> dict[str, float]:
         """All scalar metrics for rows weighted by w (w = 1 everywhere is the original sample)."""
+        return self.metrics_and_deciles(w, fractions)[0]
+
+    def metrics_and_deciles(
+        self, w: np.ndarray, fractions: tuple[float, ...]
+    ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+        """`metrics` plus the weight and events per decile (index 0 = decile 1), read off the same cumulative
+        sums (the weights are counts and y is 0/1, so these sums are exact whatever the order of addition)."""
         y, p = self.y, self.p
         wy = w * y
         tp = np.cumsum(wy)
@@ -107,7 +118,7 @@ class _SortedScores:
         else:
             out["auroc"] = math.nan
             out["auprc"] = math.nan
-        out["brier"] = float(np.sum(w * (p - y) ** 2) / total)
+        out["brier"] = float(np.sum(w * self.squared_error) / total)
         total_at = np.bincount(self.logit_index, weights=w, minlength=len(self.logit_values))
         events_at = np.bincount(self.logit_index, weights=wy, minlength=len(self.logit_values))
         drawn = total_at > 0
@@ -127,7 +138,10 @@ class _SortedScores:
             out[f"events_captured_{label}"] = float(captured)
             out[f"ppv_{label}"] = float(captured / k)
             out[f"sensitivity_{label}"] = float(captured / events) if events > 0 else math.nan
-        return out
+        decile_count, decile_events = np.zeros(10), np.zeros(10)
+        decile_count[self.decile_run_index] = np.diff(np.r_[0.0, cum_w[self.decile_run_end]])
+        decile_events[self.decile_run_index] = np.diff(np.r_[0.0, tp[self.decile_run_end]])
+        return out, decile_count, decile_events
 
     def decile_sums(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Weight, events and summed predictions per decile (index 0 = decile 1)."""
@@ -296,9 +310,9 @@ def evaluate(
     for b in range(n_boot):
         draw = rng.integers(0, n, size=n)  # one resample of row indices per replicate
         w = np.bincount(draw, minlength=n)[sorted_scores.order].astype(np.float64)
-        for name, value in sorted_scores.metrics(w, fractions).items():
+        values, count_b, events_b = sorted_scores.metrics_and_deciles(w, fractions)
+        for name, value in values.items():
             replicates[name][b] = value
-        count_b, events_b, _ = sorted_scores.decile_sums(w)
         decile_observed[b] = np.divide(events_b, count_b, out=np.full(10, np.nan), where=count_b > 0)
 
     metrics = {name: _interval(point[name], replicates[name]) for name in point}
