@@ -21,6 +21,7 @@ from features.hospital import ae_attendances, hospital_spells, outpatient_appoin
 from features.inputs import Tables, contract_table
 from features.prescribing import prescribing
 from features.primary_community import community_contacts, gp_contacts
+from features.recency import RECENCY_PARTS, contacts_recency_weighted
 from features.social_care import social_care
 
 FeatureFunction = Callable[[Tables, date], pl.LazyFrame]
@@ -43,7 +44,10 @@ FEATURE_FUNCTIONS: tuple[FeatureFunction, ...] = (
 DERIVED_FEATURES: dict[str, pl.Expr] = {
     "unplanned_trend_6m": unplanned_trend_6m(),
     "cost_total_12m": cost_total_12m(),
+    "contacts_recency_weighted_24m": contacts_recency_weighted(),
 }
+# Columns feature functions return only for a derived feature to use; dropped from the output.
+INTERMEDIATE_COLUMNS: tuple[str, ...] = RECENCY_PARTS
 
 _POLARS_DTYPES: dict[str, pl.DataType] = {
     "int": pl.Int64(),
@@ -93,7 +97,7 @@ def build_features(tables: Tables, as_of: date, people: pl.LazyFrame | None = No
     for feature_function in FEATURE_FUNCTIONS:
         frame = frame.join(feature_function(tables, as_of), on="person_id", how="left")
     stored = [f for f in CATALOGUE.values() if f.name not in DERIVED_FEATURES]
-    frame = frame.select("person_id", *[_finalise(f) for f in stored])
+    frame = frame.select("person_id", *[_finalise(f) for f in stored], *INTERMEDIATE_COLUMNS)
     frame = frame.with_columns(
         [expr.cast(_POLARS_DTYPES[CATALOGUE[name].dtype]).alias(name) for name, expr in DERIVED_FEATURES.items()]
     )

@@ -12,6 +12,7 @@ from typing import Literal
 
 from data_contracts.reference import codelist
 from features.inputs import WINDOW_MONTHS
+from features.recency import RECENCY_DECAY_PER_MONTH, RECENCY_WINDOW_MONTHS
 
 FeatureKind = Literal["numeric", "flag", "categorical"]
 FeatureDtype = Literal["int", "float", "bool", "str"]
@@ -332,6 +333,23 @@ def _primary_and_community() -> list[Feature]:
     return features
 
 
+def _recent_contacts() -> list[Feature]:
+    return [
+        Feature(
+            "contacts_recency_weighted_24m",
+            "Recent contact intensity",
+            "{value:.1f} health service contacts in the last 2 years, counting recent months most",
+            "numeric",
+            "activity",
+            "float",
+            "Emergency admissions, A&E attendances, attended outpatient appointments, GP contacts that took place "
+            f"and community contacts in the {RECENCY_WINDOW_MONTHS} months before as_of, each weighted "
+            f"{RECENCY_DECAY_PER_MONTH} to the power of the whole months before as_of (last month 1, a year ago "
+            f"{RECENCY_DECAY_PER_MONTH**12:.2f}), summed (features/recency.py).",
+        )
+    ]
+
+
 def _prescribing() -> list[Feature]:
     return [
         Feature(
@@ -519,6 +537,7 @@ CATALOGUE: dict[str, Feature] = {
         *_conditions(),
         *_hospital(),
         *_primary_and_community(),
+        *_recent_contacts(),
         *_prescribing(),
         *_social_care(),
         *_costs(),

@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 @dataclass
 class LightGBMParams:
     objective: str = "binary"
+    # Smaller, more regularised trees than LightGBM's defaults: the signal is weak and spread over many
+    # correlated counts. On the 100,000-person synthetic population these settings beat 31 leaves / 50 rows /
+    # 0.8 features / L2 1 by 0.002-0.011 AUROC on every outcome, with a similar number of trees.
     learning_rate: float = 0.05
-    num_leaves: int = 31
+    num_leaves: int = 15
     max_depth: int = 6
-    min_child_samples: int = 50
-    feature_fraction: float = 0.8
+    min_child_samples: int = 100
+    feature_fraction: float = 0.5
     bagging_fraction: float = 0.8
     bagging_freq: int = 1
-    lambda_l2: float = 1.0
+    lambda_l2: float = 10.0
     num_threads: int = 2
     verbose: int = -1
 
