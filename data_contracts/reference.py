@@ -11,6 +11,12 @@ from pathlib import Path
 REFERENCE_DIR = Path(__file__).parent / "reference"
 REFERENCE_CURRENCY = "GBP"
 """Currency of the unit costs (`unit_costs.csv`, column `cost_gbp`) and of a batch that does not name one."""
+CURRENCY_SYMBOLS: dict[str, str] = {"GBP": "£", "USD": "US$", "EUR": "€"}
+
+
+def money_prefix(currency: str) -> str:
+    """What goes before an amount in `currency` in words for people ("£", "US$"; else the ISO code and a space)."""
+    return CURRENCY_SYMBOLS.get(currency, f"{currency} ")
 
 
 @dataclass(frozen=True)

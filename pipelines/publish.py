@@ -45,6 +45,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter
 
+from data_contracts.reference import REFERENCE_CURRENCY, money_prefix
 from pipelines import html_charts
 from pipelines.html_charts import MONTHS, TimelineEvent, WaterfallStep, fmt_pct, tier_colours
 
@@ -56,6 +57,7 @@ OUTCOME_RISK_COLUMNS = {
     "risk_high_cost": "High cost",
     "risk_frequent_user": "Frequent user of services",
     "risk_care_home_admission": "Care home admission",
+    "risk_unplanned_care": "Unplanned care",
 }
 LIST_COLUMNS = (
     *PROVENANCE_COLUMNS,
@@ -228,6 +230,7 @@ class Provenance:
     data_batches: str
     explain_scale: str
     ranking_outcome: str
+    cost_currency: str = REFERENCE_CURRENCY
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -237,6 +240,7 @@ class Provenance:
             "data_batches": self.data_batches,
             "explain_scale": self.explain_scale,
             "ranking_outcome": self.ranking_outcome,
+            "cost_currency": self.cost_currency,
         }
 
 
@@ -286,6 +290,9 @@ def _drop_identifiers(frame: pl.DataFrame, name: str) -> pl.DataFrame:
 
 
 def _normalise_list(team_list: pl.DataFrame) -> pl.DataFrame:
+    # A run may model only some outcomes (a small population, say): the others' risk columns stay empty.
+    absent = [c for c in OUTCOME_RISK_COLUMNS if c not in team_list.columns]
+    team_list = team_list.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in absent)
     _require(team_list, "team_list", LIST_COLUMNS)
     if team_list.height == 0:
         raise ValueError("team_list is empty: nothing to publish (and no run id to publish it under)")
@@ -317,6 +324,9 @@ def _provenance(team_list: pl.DataFrame) -> Provenance:
         model_versions=_single(team_list, "model_versions"),
         data_batches=_single(team_list, "data_batches"),
         explain_scale=_single(team_list, "explain_scale"),
+        cost_currency=_single(team_list, "cost_currency")
+        if "cost_currency" in team_list.columns
+        else REFERENCE_CURRENCY,
         ranking_outcome=", ".join(outcomes),
     )
 
@@ -779,6 +789,7 @@ def _about_rows(team: _TeamData, prov: Provenance) -> list[tuple[str, str]]:
         ("Ranked by risk of", _outcome_words(prov.ranking_outcome)),
         ("Model versions", prov.model_versions),
         ("Data batches", prov.data_batches),
+        ("Costs", f"in {prov.cost_currency}, as the source recorded them (never converted)"),
         ("Scale of explanations", f"{prov.explain_scale} (contributions add up from the average person's score)"),
         ("People listed", str(team.rows.height)),
         (
@@ -934,7 +945,8 @@ def _services(row: dict[str, Any]) -> list[str]:
 def _footer(prov: Provenance) -> str:
     return (
         f"<footer>Run {_e(prov.run_id)} · as of {_e(prov.as_of.isoformat())} · models {_e(prov.model_versions)} · "
-        f"data batches {_e(prov.data_batches)} · explanations on the {_e(prov.explain_scale)} scale.<br>"
+        f"data batches {_e(prov.data_batches)} · explanations on the {_e(prov.explain_scale)} scale · costs in "
+        f"{_e(prov.cost_currency)}.<br>"
         "Pseudonymised: re-identify only for direct care by your own team. This list supports clinical "
         "judgement; it does not replace it.</footer>"
     )
@@ -1031,10 +1043,10 @@ def _waterfall_steps(row: dict[str, Any], reasons: list[dict[str, Any]]) -> list
     return steps
 
 
-def _timeline_events(activity: list[dict[str, Any]]) -> list[TimelineEvent]:
+def _timeline_events(activity: list[dict[str, Any]], currency: str) -> list[TimelineEvent]:
     events = []
     for a in activity:
-        cost = f" · £{a['cost']:,.0f}" if a.get("cost") is not None else ""
+        cost = f" · {money_prefix(currency)}{a['cost']:,.0f}" if a.get("cost") is not None else ""
         detail = f" · {a['detail']}" if a.get("detail") else ""
         events.append(
             TimelineEvent(a["event_date"], a["setting"], f"{_uk_date(a['event_date'])} · {a['setting']}{detail}{cost}")
@@ -1091,7 +1103,7 @@ def _person_page_html(
         if complete
         else "ends at the score these reasons add up to (smaller factors are left out)"
     )
-    events = _timeline_events(activity)
+    events = _timeline_events(activity, prov.cost_currency)
     timeline = html_charts.timeline_svg(events, window[0], window[1], SETTING_ORDER)
     cost = sum(a["cost"] for a in activity if a.get("cost") is not None)
     body = (
@@ -1103,7 +1115,8 @@ def _person_page_html(
         f'score exactly.</p><div class="chart">{waterfall}</div>'
         "<h2>Contact with services, last 24 months</h2>"
         f'<p class="caption">{len(events)} recorded contacts from {_e(_uk_date(window[0]))} to '
-        f"{_e(_uk_date(window[1]))}; recorded cost £{cost:,.0f}. Hover over a dot for the details.</p>"
+        f"{_e(_uk_date(window[1]))}; recorded cost {_e(money_prefix(prov.cost_currency))}{cost:,.0f}. Hover over a "
+        "dot for the details.</p>"
         f'<div class="chart">{timeline}</div>{_footer(prov)}'
     )
     label = row.get("name") or row["person_id"]
@@ -1248,6 +1261,7 @@ def _crosstab_html(summary: pl.DataFrame, breakdown: str, title: str, label: Any
 def _footer_commissioners(prov: Provenance) -> str:
     return (
         f"<footer>Run {_e(prov.run_id)} · as of {_e(prov.as_of.isoformat())} · models {_e(prov.model_versions)} · "
-        f"data batches {_e(prov.data_batches)}. Aggregate counts only; people who opted out are not included."
+        f"data batches {_e(prov.data_batches)} · costs in {_e(prov.cost_currency)}. Aggregate counts only; people "
+        "who opted out are not included."
         "</footer>"
     )

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from data_contracts.reference import codelist
+from data_contracts.reference import REFERENCE_CURRENCY, codelist, money_prefix
 from features.build import build_features
 from features.catalogue import CATALOGUE, explain_phrase
 from features.inputs import Tables, add_months
 from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, team_lists, week_on_week
+from pipelines.ingest import cost_currency
 from pipelines.settings import Settings
 from pipelines.warehouse import batch_ids, latest_extract_date, read_tables
 
@@ -125,8 +126,11 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
     marked, leavers = week_on_week(lists, previous, status, risk_col, settings.scoring.rising_threshold)
 
     listed = features.join(marked.select("person_id"), on="person_id", how="semi")
-    explanations = _phrased(explain(models[ranking], listed, settings.scoring.top_reasons), marked)
-    team_list = _list_rows(marked, explanations, tables, as_of, run_id, versions, batches, ranking, settings)
+    currency = cost_currency(settings.db)
+    explanations = _phrased(explain(models[ranking], listed, settings.scoring.top_reasons), marked, currency)
+    team_list = _list_rows(
+        marked, explanations, tables, as_of, run_id, versions, batches, ranking, settings
+    ).with_columns(cost_currency=pl.lit(currency), social_care_package=_package_text(currency))
     return ScoreResult(
         run_id=run_id,
         as_of=as_of,
@@ -186,7 +190,6 @@ def _list_rows(
             sex=pl.col("sex").replace_strict(sex_labels, default="Not known"),
             ranking_outcome=pl.lit(ranking),
             risk=pl.col(f"risk_{ranking}"),
-            social_care_package=_package_text(),
             in_care_home=pl.col("in_residential_or_nursing_care").fill_null(False),
             recent_discharge=pl.col("person_id").is_in(discharged.implode()),
             explain_scale=pl.lit(settings.scoring.explain_scale),
@@ -207,7 +210,7 @@ def _typed_value(feature: str, text: str | None) -> object:
     return text
 
 
-def _package_text() -> pl.Expr:
+def _package_text(currency: str) -> pl.Expr:
     service = pl.col("asc_current_service")
     cost = pl.col("asc_weekly_cost_now")
     return (
@@ -215,7 +218,7 @@ def _package_text() -> pl.Expr:
         .then(None)
         .otherwise(
             service.str.replace_all("_", " ")
-            + pl.lit(", £")
+            + pl.lit(f", {money_prefix(currency)}")
             + cost.round(0).cast(pl.Int64).cast(pl.String)
             + pl.lit("/week")
         )
@@ -235,9 +238,10 @@ _EXPLANATION_COLUMNS = (
 )
 
 
-def _phrased(explanations: pl.DataFrame, marked: pl.DataFrame) -> pl.DataFrame:
-    """Each listed person's top reasons in plain words with their direction (and the person's team)."""
-    return explanations.join(marked.select("person_id", "team_id"), on="person_id", how="inner").with_columns(
+def _phrased(explanations: pl.DataFrame, marked: pl.DataFrame, currency: str) -> pl.DataFrame:
+    """Each listed person's top reasons in plain words with their direction (and the person's team). The feature
+    phrases write amounts in pounds; costs in another currency are written with that currency's sign."""
+    phrased = explanations.join(marked.select("person_id", "team_id"), on="person_id", how="inner").with_columns(
         reason_rank=pl.col("rank"),
         feature_label=pl.col("feature").replace_strict({n: f.label for n, f in CATALOGUE.items()}),
         phrase=pl.struct("feature", "value").map_elements(
@@ -245,6 +249,9 @@ def _phrased(explanations: pl.DataFrame, marked: pl.DataFrame) -> pl.DataFrame:
         ),
         direction=pl.when(pl.col("contribution") > 0).then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")),
     )
+    if currency == REFERENCE_CURRENCY:
+        return phrased
+    return phrased.with_columns(pl.col("phrase").str.replace_all("£", money_prefix(currency), literal=True))
 
 
 def recently_discharged(tables: Tables, as_of: date) -> pl.Series:

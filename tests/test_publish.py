@@ -426,6 +426,24 @@ def test_only_known_columns_are_published(tmp_path: Path) -> None:
     assert not any(_contains(p, "1112223334") or _contains(p, "ZZ99 3WZ") for p in _all_files(tmp_path))
 
 
+def test_a_run_with_some_outcomes_in_dollars_states_the_currency(tmp_path: Path) -> None:
+    # A small foreign population: two outcomes modelled, costs in USD as the source recorded them.
+    team_list = (
+        _team_list().drop("risk_frequent_user", "risk_care_home_admission").with_columns(cost_currency=pl.lit("USD"))
+    )
+    _publish(tmp_path, team_list=team_list, reidentification=None)
+    run = tmp_path / AS_OF.isoformat()
+    assert json.loads((run / "manifest.json").read_text())["provenance"]["cost_currency"] == "USD"
+    assert "costs in USD" in (run / "teams/T1/index.html").read_text()
+    assert "costs in USD" in (run / "commissioners/summary.html").read_text()
+    person_page = next((run / "teams/T1/people").glob("*.html")).read_text()
+    assert "recorded cost US$" in person_page and "recorded cost £" not in person_page
+    about = openpyxl.load_workbook(run / "teams/T1/T1_list.xlsx")["About"]
+    assert ("Costs", "in USD, as the source recorded them (never converted)") in about.iter_rows(values_only=True)
+    listed = pl.read_csv(run / "teams/T1/T1_list.csv", infer_schema=False)
+    assert listed["risk_frequent_user"].null_count() == listed.height
+
+
 # --- the team's files -------------------------------------------------------------------------------------------------
 
 
