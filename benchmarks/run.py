@@ -57,7 +57,8 @@ STAGE_TITLES: dict[str, str] = {
     "features": "3. feature build, everyone, latest date",
     "train": "4. training, all outcome models",
     "weekly_refresh": "5. weekly refresh (ingest + features + score + SHAP + publish)",
-    "floor": "floor: DuckDB count + sum scan",
+    "floor": "floor: DuckDB count + sum per table",
+    "floor_per_person": "per-person floor: DuckDB count + sum per person per table",
     "peer_riskstrat": "peer columns by riskstrat",
     "peer_pandas": "peer columns by pandas",
 }
@@ -180,6 +181,12 @@ def benchmark_size(
     )
     stages["features"] = median_of([run_stage("features", {"db": str(latest_db)}, log_path) for _ in range(repeats)])
     stages["floor"] = median_of([run_stage("floor", {"db": str(latest_db)}, log_path) for _ in range(repeats)])
+    stages["floor_per_person"] = median_of(
+        [
+            run_stage("floor", {"db": str(latest_db), "per_person": True}, log_path, "floor_per_person")
+            for _ in range(repeats)
+        ]
+    )
     peer_ours, peer_theirs = root / "peer_riskstrat.parquet", root / "peer_pandas.parquet"
     stages["peer_riskstrat"] = median_of(
         [
@@ -213,6 +220,7 @@ def benchmark_size(
         "stages": {name: asdict(m) for name, m in stages.items()},
         "peer_agreement": agreement,
         "floor_ratio": stages["features"].work_seconds / stages["floor"].work_seconds,
+        "floor_ratio_per_person": stages["features"].work_seconds / stages["floor_per_person"].work_seconds,
         "pandas_speedup": stages["peer_pandas"].work_seconds / stages["peer_riskstrat"].work_seconds,
         "pandas_speedup_full_build": stages["peer_pandas"].work_seconds / stages["features"].work_seconds,
     }
@@ -321,7 +329,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         ("weekly refresh time", stage["weekly_refresh"]["seconds"], "<=", TARGETS["weekly_refresh_seconds"], "s"),
         ("weekly refresh peak memory", stage["weekly_refresh"]["peak_rss_bytes"] / GIB, "<=", 8.0, "GiB"),
         ("training time", stage["train"]["seconds"], "<=", TARGETS["train_seconds"], "s"),
-        ("features / floor", largest["floor_ratio"], "<=", TARGETS["floor_ratio"], "x"),
+        ("features / floor (count + sum per table)", largest["floor_ratio"], "<=", TARGETS["floor_ratio"], "x"),
+        ("features / per-person floor", largest["floor_ratio_per_person"], "<=", TARGETS["floor_ratio"], "x"),
         ("pandas peer / riskstrat", largest["pandas_speedup"], ">=", TARGETS["pandas_speedup"], "x"),
     ]
     if result.get("history_comparison"):
@@ -370,6 +379,15 @@ def markdown(result: dict[str, Any]) -> str:
         + " | ".join(
             f"{s['floor_ratio']:.1f}x ({s['stages']['features']['work_seconds']:.2f} s / "
             f"{s['stages']['floor']['work_seconds']:.3f} s)"
+            for s in sizes
+        )
+        + " |"
+    )
+    lines.append(
+        "| per-person floor ratio (features / per-person floor) | "
+        + " | ".join(
+            f"{s['floor_ratio_per_person']:.1f}x ({s['stages']['features']['work_seconds']:.2f} s / "
+            f"{s['stages']['floor_per_person']['work_seconds']:.2f} s)"
             for s in sizes
         )
         + " |"

@@ -75,16 +75,21 @@ def features(db: str) -> dict[str, Any]:
     }
 
 
-def floor(db: str) -> dict[str, Any]:
-    """The floor: one DuckDB scan of every event row the feature build reads (see `benchmarks.peer.floor_scan`)."""
-    from benchmarks.peer import floor_scan
+def floor(db: str, per_person: bool = False) -> dict[str, Any]:
+    """The floor: one DuckDB scan of every event row the feature build reads, a count and a sum per table
+    (`benchmarks.peer.floor_scan`), or per person per table (`floor_grouped`)."""
+    from benchmarks.peer import floor_grouped, floor_scan
     from pipelines.warehouse import latest_extract_date
 
     as_of = latest_extract_date(Path(db))
     assert as_of is not None
     started = time.perf_counter()
-    rows = floor_scan(Path(db), as_of)
-    return {"work_seconds": time.perf_counter() - started, "event_rows": rows, "as_of": str(as_of)}
+    counted = floor_grouped(Path(db), as_of) if per_person else floor_scan(Path(db), as_of)
+    return {
+        "work_seconds": time.perf_counter() - started,
+        "person_groups" if per_person else "event_rows": counted,
+        "as_of": str(as_of),
+    }
 
 
 def peer(db: str, out: str, implementation: str) -> dict[str, Any]:
