@@ -11,7 +11,9 @@ class SynthSettings:
     """The synthetic linked population (`riskstrat synth`)."""
 
     people: int = 20_000
-    history_years: int = 3
+    # Five years let every training index date see full 24-month windows (two outcome years follow the
+    # last fit date); with less, the longest windows are null at the early dates (features/build.py).
+    history_years: int = 5
     # Last day of published data. Weekly batches cover the final `weekly_batches` weeks up to it.
     end_date: date = date(2026, 11, 1)
     weekly_batches: int = 1

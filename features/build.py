@@ -18,7 +18,7 @@ from features.conditions import hospital_diagnosis_scores, long_term_conditions
 from features.costs import cost_total_12m
 from features.demographics import born_before, demographics
 from features.hospital import ae_attendances, hospital_spells, outpatient_appointments, unplanned_trend_6m
-from features.inputs import Tables, contract_table
+from features.inputs import Tables, add_months, contract_table
 from features.prescribing import prescribing
 from features.primary_community import community_contacts, gp_contacts
 from features.recency import RECENCY_PARTS, contacts_recency_weighted
@@ -84,12 +84,15 @@ def _finalise(feature: Feature) -> pl.Expr:
     return column.alias(feature.name)
 
 
-def build_features(tables: Tables, as_of: date, people: pl.LazyFrame | None = None) -> pl.LazyFrame:
+def build_features(
+    tables: Tables, as_of: date, people: pl.LazyFrame | None = None, history_start: date | None = None
+) -> pl.LazyFrame:
     """Every catalogue feature at as_of for the eligible people (or for those of `people` who are eligible),
     one row per person, columns person_id then catalogue order, sorted by person_id.
 
     Only events dated before as_of are read; see each feature function for how open spells and services are
-    seen at as_of."""
+    seen at as_of. `history_start` is the first date the data cover: a window reaching back before it is
+    unknown, not zero, so such features are null for everyone (see `windows_before_history`)."""
     cohort = eligible_people(tables, as_of)
     if people is not None:
         cohort = cohort.join(people.select("person_id"), on="person_id", how="semi")
@@ -101,4 +104,21 @@ def build_features(tables: Tables, as_of: date, people: pl.LazyFrame | None = No
     frame = frame.with_columns(
         [expr.cast(_POLARS_DTYPES[CATALOGUE[name].dtype]).alias(name) for name, expr in DERIVED_FEATURES.items()]
     )
+    unknown = windows_before_history(as_of, history_start) if history_start is not None else []
+    frame = frame.with_columns(
+        [pl.lit(None, dtype=_POLARS_DTYPES[CATALOGUE[name].dtype]).alias(name) for name in unknown]
+    )
     return frame.select("person_id", *feature_columns()).sort("person_id")
+
+
+def windows_before_history(as_of: date, history_start: date) -> list[str]:
+    """Features whose look-back window starts before the data do.
+
+    Counted as zero they would read as "no activity" where there is simply no data: a model fitted at early
+    index dates would learn that, say, 2 emergency admissions in 24 months (really in 9) mean high risk, and
+    over-predict once the full 24 months are there. Null lets the model fit on what was observable."""
+    return [
+        feature.name
+        for feature in CATALOGUE.values()
+        if (months := feature.months_of_history_needed) is not None and add_months(as_of, -months) < history_start
+    ]

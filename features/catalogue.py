@@ -6,6 +6,7 @@ describes them, so explanations, data dictionaries and model code read one sourc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,6 +39,17 @@ class Feature:
     template_missing: str | None = None
     # Categorical value -> words.
     value_labels: Mapping[str, str] = field(default_factory=dict)
+    # Months of history before as_of the value looks at, when its name's `_<m>m` suffix does not say it.
+    history_months: int | None = None
+
+    @property
+    def months_of_history_needed(self) -> int | None:
+        """How far back the value looks: the explicit `history_months`, else the `_<m>m` window in the name
+        (None: not a windowed value, e.g. age or a long-term condition flag)."""
+        if self.history_months is not None:
+            return self.history_months
+        window = re.search(r"_(\d+)m$", self.name)
+        return int(window.group(1)) if window else None
 
 
 def _lower_first(label: str) -> str:
@@ -299,6 +311,7 @@ def _hospital() -> list[Feature]:
             "int",
             "Emergency admissions plus A&E attendances in the 6 months before as_of minus those in the 6 months "
             "before that.",
+            history_months=12,
         ),
         *_windowed_counts(
             "op_attendances",

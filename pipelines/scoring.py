@@ -25,7 +25,7 @@ from features.inputs import Tables, add_months
 from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, team_lists, week_on_week
 from pipelines.ingest import cost_currency
 from pipelines.settings import Settings
-from pipelines.warehouse import batch_ids, latest_extract_date, read_tables
+from pipelines.warehouse import batch_ids, earliest_event_date, latest_extract_date, read_tables
 
 if TYPE_CHECKING:
     from models.training import TrainedModel
@@ -102,7 +102,7 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
     batches = batch_ids(settings.db)
     run_id = run_id_for(as_of, versions, batches)
 
-    features = build_features(tables, as_of).collect()
+    features = build_features(tables, as_of, history_start=earliest_event_date(settings.db)).collect()
     risk_col = f"risk_{ranking}"
     persons = tables["persons"].select("person_id", "gp_practice").collect()
     population = features.select(

@@ -84,11 +84,14 @@ def plan_index_dates(
     return TrainingPlan(eval_index, sorted(candidates))
 
 
-def training_frame(tables: Tables, index_dates: list[date], outcomes: OutcomeSettings) -> pl.DataFrame:
-    """Features as of each index date joined with what happened in the horizon after it, stacked."""
+def training_frame(
+    tables: Tables, index_dates: list[date], outcomes: OutcomeSettings, history_start: date | None = None
+) -> pl.DataFrame:
+    """Features as of each index date joined with what happened in the horizon after it, stacked. Windows that
+    reach back before `history_start` (where the data begin) are null, not zero."""
     frames = []
     for index_date in index_dates:
-        features = build_features(tables, index_date)
+        features = build_features(tables, index_date, history_start=history_start)
         labels = label_outcomes(tables, index_date, outcomes)
         frames.append(
             features.join(labels, on="person_id", how="inner").with_columns(index_date=pl.lit(index_date)).collect()
@@ -150,7 +153,7 @@ def train_all(
         latest, earliest, horizon, t.index_spacing_months, t.min_history_months, t.max_fit_index_dates
     )
     say(f"building features and outcomes at {len(plan.index_dates)} index dates (evaluation {plan.eval_index_date})")
-    frame = training_frame(tables, plan.index_dates, settings.outcomes)
+    frame = training_frame(tables, plan.index_dates, settings.outcomes, history_start=earliest)
     frame, has_oracle = with_oracle(frame, truth_path, plan.eval_index_date)
     timings["features"] = time.perf_counter() - started
 

@@ -300,6 +300,20 @@ def test_frame_has_one_row_per_eligible_person_and_catalogue_columns_in_order() 
     assert categorical_columns() == ["sex", "ethnicity_group", "asc_current_service"]
 
 
+def test_windows_reaching_back_before_the_data_begin_are_null_not_zero() -> None:
+    """Data starting 10 months before as_of: 3- and 6-month windows are counted, 12- and 24-month windows (and
+    what is derived from them) are unknown; features without a window are untouched."""
+    full = build_features(scenario_tables(), AS_OF).collect()
+    short = build_features(scenario_tables(), AS_OF, history_start=date(2024, 6, 1)).collect()
+    unknown = {"emergency_admissions_12m", "emergency_admissions_24m", "cost_total_12m", "unplanned_trend_6m"}
+    unknown |= {"contacts_recency_weighted_24m", "bed_days_24m", "asc_reablement_12m"}
+    for name in unknown:
+        assert short[name].null_count() == short.height, name
+    for name in ("emergency_admissions_3m", "ae_attendances_6m", "age", "ltc_count", "asc_weekly_cost_now"):
+        assert short[name].equals(full[name]), name
+    assert build_features(scenario_tables(), AS_OF, history_start=date(2023, 4, 1)).collect().equals(full)
+
+
 def test_eligible_people_excludes_the_dead_the_unborn_and_opt_outs() -> None:
     people = set(eligible_people(scenario_tables(), AS_OF).collect()["person_id"])
     assert "died_day_before_as_of" not in people
