@@ -305,6 +305,11 @@ def versions() -> dict[str, str]:
     packages = ("polars", "duckdb", "pyarrow", "numpy", "pandas", "lightgbm", "scikit-learn", "shap", "openpyxl")
     found = {name: metadata.version(name) for name in packages}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if commit.returncode != 0:
+        # An exported tree (`git archive HEAD | tar -x`): a frozen copy, so a long run is not measuring code that
+        # others change while it runs. RISKSTRAT_COMMIT names the commit it was exported from.
+        found["riskstrat_commit"] = f"{os.environ.get('RISKSTRAT_COMMIT', 'unknown')} (exported tree)"
+        return found
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True)
     found["riskstrat_commit"] = commit.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
     return found
