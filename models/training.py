@@ -187,12 +187,19 @@ class PlattCalibrator:
 Calibrator = IsotonicCalibrator | PlattCalibrator
 
 
+def calibration_kind(setting: str, calibration_events: int, isotonic_min_events: int) -> str:
+    """The calibrator a model gets: the setting, with "auto" resolved by the events available to calibrate."""
+    if setting != "auto":
+        return setting
+    return "isotonic" if calibration_events >= isotonic_min_events else "platt"
+
+
 def make_calibrator(kind: str) -> Calibrator:
     if kind == "isotonic":
         return IsotonicCalibrator()
     if kind == "platt":
         return PlattCalibrator()
-    raise ValueError(f"unknown calibration {kind!r}: use 'isotonic' or 'platt'")
+    raise ValueError(f"unknown calibration {kind!r}: use 'isotonic', 'platt' or 'auto'")
 
 
 def calibrator_from_dict(data: Mapping[str, Any]) -> Calibrator:
@@ -321,9 +328,9 @@ class TrainedModel:
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
 
         raw_calibration = self.predict_raw_logodds(calibration)
-        self.calibrator_ = make_calibrator(settings.calibration).fit(
-            raw_calibration, outcome_labels(calibration, self.outcome)
-        )
+        calibration_y = outcome_labels(calibration, self.outcome)
+        kind = calibration_kind(settings.calibration, int(calibration_y.sum()), settings.isotonic_min_events)
+        self.calibrator_ = make_calibrator(kind).fit(raw_calibration, calibration_y)
         self.training_summary_ = {
             "outcome": self.outcome,
             "best_iteration": best_iteration,
@@ -333,7 +340,7 @@ class TrainedModel:
                 VALIDATION: _part_summary(validation, self.outcome),
                 CALIBRATION: _part_summary(calibration, self.outcome),
             },
-            "calibration": settings.calibration,
+            "calibration": kind,
             "lightgbm_version": lgb.__version__,
         }
         return self

@@ -20,9 +20,12 @@ from models.training import (
     CALIBRATION,
     TRAIN,
     VALIDATION,
+    IsotonicCalibrator,
+    PlattCalibrator,
     TrainedModel,
     add_months,
     assign_person_parts,
+    calibration_kind,
     split_index_dates,
     train_outcome,
 )
@@ -35,7 +38,10 @@ SUBGROUPS = ["age_band", "sex", "imd_quintile", "ethnicity_group"]
 def fast_settings(**changes: object) -> TrainingSettings:
     # One thread: on a shared 2-core machine two OpenMP threads contend badly with other jobs. A higher
     # learning rate and fewer bootstrap replicates keep the file fast; the code paths are the same.
-    settings = TrainingSettings(bootstrap_samples=50, lgbm=LightGBMParams(num_threads=1, learning_rate=0.1))
+    # Isotonic by name: the tests below exercise it; `auto` has its own test.
+    settings = TrainingSettings(
+        bootstrap_samples=50, calibration="isotonic", lgbm=LightGBMParams(num_threads=1, learning_rate=0.1)
+    )
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 
@@ -184,6 +190,25 @@ def test_isotonic_calibration_never_predicts_exactly_zero_or_one(model: TrainedM
 def test_platt_calibration_also_calibrates(frame: pl.DataFrame) -> None:
     platt = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings(calibration="platt"))
     assert 0.8 <= platt.metrics_["metrics"]["calibration_slope"]["estimate"] <= 1.2
+
+
+def test_auto_calibration_is_isotonic_only_with_enough_events(frame: pl.DataFrame) -> None:
+    assert calibration_kind("auto", 999, 1000) == "platt"
+    assert calibration_kind("auto", 1000, 1000) == "isotonic"
+    assert calibration_kind("platt", 5000, 1000) == "platt"
+    rare = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings(calibration="auto"))
+    events = rare.training_summary_["parts"]["calibration"]["events"]
+    assert events < 1000 and rare.training_summary_["calibration"] == "platt"
+    assert isinstance(rare.calibrator_, PlattCalibrator)
+    plenty = train_outcome(
+        frame,
+        OUTCOME,
+        FEATURES,
+        CATEGORICAL_FEATURES,
+        EVAL_DATE,
+        fast_settings(calibration="auto", isotonic_min_events=1),
+    )
+    assert isinstance(plenty.calibrator_, IsotonicCalibrator)
 
 
 def test_same_seed_gives_identical_predictions(
