@@ -25,6 +25,7 @@ from models.settings import TrainingSettings
 from models.training import INDEX_DATE_COL, IsotonicCalibrator, TrainedModel, outcome_labels
 
 MODEL_NAME = "lightgbm"
+ORACLE_NAME = "oracle (true probability)"
 COMPARISON_SCHEMA = {
     "outcome": pl.String,
     "model": pl.String,
@@ -144,7 +145,7 @@ class ClassicLogisticBaseline:
 class OracleBaseline:
     """The true probability, when known (synthetic data): what a perfect model would achieve."""
 
-    def __init__(self, probability_col: str, name: str = "oracle (true probability)") -> None:
+    def __init__(self, probability_col: str, name: str = ORACLE_NAME) -> None:
         self.probability_col = probability_col
         self.name = name
 

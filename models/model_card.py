@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from data_contracts.reference import REFERENCE_CURRENCY
-from models.baselines import MODEL_NAME, format_estimate
+from models.baselines import MODEL_NAME, ORACLE_NAME, format_estimate
 from models.metrics import top_label
 from models.training import TrainedModel
 
@@ -165,6 +165,24 @@ def _evaluations(
         if name != MODEL_NAME:
             evaluations[name] = evaluation
     return evaluations
+
+
+def baselines_that_rank_better(evaluations: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Warnings for practical baselines whose AUROC on the evaluation set beats the model's (the oracle, a
+    synthetic-data ceiling, is not a rival a team could use)."""
+    model_auroc = evaluations[MODEL_NAME]["metrics"]["auroc"]["estimate"]
+    warnings = []
+    for name, evaluation in evaluations.items():
+        auroc = evaluation["metrics"]["auroc"]["estimate"]
+        if name in (MODEL_NAME, ORACLE_NAME) or auroc is None or model_auroc is None or auroc <= model_auroc:
+            continue
+        warnings.append(
+            f"On the evaluation set the baseline '{name}' ranks people better than this model (AUROC {auroc:.3f} "
+            f"against {model_auroc:.3f}, {evaluations[MODEL_NAME]['events']} events). With few events a tree "
+            "model has too little to learn from: prefer the baseline's ranking for this outcome, or pool more "
+            "index dates or a larger population before relying on it."
+        )
+    return warnings
 
 
 def write_plots(
@@ -420,7 +438,7 @@ def build_card(
             blocks.append(Image(plots["feature_contributions"].name, "Mean absolute contribution by feature"))
     blocks += [
         Heading("Known limitations"),
-        BulletList(KNOWN_LIMITATIONS),
+        BulletList([*baselines_that_rank_better(evaluations), *KNOWN_LIMITATIONS]),
         Heading("Settings"),
         Code(json.dumps(asdict(model.settings), indent=2, sort_keys=True)),
         Heading("Features"),

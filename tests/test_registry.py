@@ -13,7 +13,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.baselines import evaluate_models, standard_baselines
+from models.baselines import ORACLE_NAME, evaluate_models, standard_baselines
+from models.model_card import baselines_that_rank_better
 from models.registry import ModelRegistry, load_current
 from models.settings import LightGBMParams, TrainingSettings
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
@@ -186,3 +187,20 @@ def test_model_card_files_and_sections(tmp_path: Path, frame: pl.DataFrame, good
     assert html.count("data:image/png;base64,") == 5  # self-contained HTML
     comparison = pl.read_csv(folder / "comparison.csv")
     assert set(comparison.get_column("model")) == set(evaluations)
+
+
+def _evaluation(auroc: float | None, events: int = 40) -> dict:
+    return {"events": events, "metrics": {"auroc": {"estimate": auroc, "lo": None, "hi": None}}}
+
+
+def test_the_card_warns_when_a_practical_baseline_ranks_better_but_not_about_the_oracle() -> None:
+    evaluations = {
+        "lightgbm": _evaluation(0.74),
+        "logistic (classic predictors)": _evaluation(0.92),
+        "last year's top users": _evaluation(0.50),
+        ORACLE_NAME: _evaluation(0.93),
+    }
+    warnings = baselines_that_rank_better(evaluations)
+    assert len(warnings) == 1
+    assert "'logistic (classic predictors)'" in warnings[0] and "0.920 against 0.740" in warnings[0]
+    assert baselines_that_rank_better({"lightgbm": _evaluation(0.9), ORACLE_NAME: _evaluation(0.95)}) == []
