@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -14,7 +13,6 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from models.baselines import compare, evaluate_models, print_comparison, standard_baselines
 from models.metrics import evaluate, subgroup_metrics, top_label
-from models.settings import LightGBMParams, TrainingSettings
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
 from models.training import (
     CALIBRATION,
@@ -29,20 +27,14 @@ from models.training import (
     split_index_dates,
     train_outcome,
 )
+from tests.fast import fast_training_settings
 
 OUTCOME = "emergency_admission"
 EVAL_DATE = date(2023, 10, 1)
 SUBGROUPS = ["age_band", "sex", "imd_quintile", "ethnicity_group"]
 
 
-def fast_settings(**changes: object) -> TrainingSettings:
-    # One thread: on a shared 2-core machine two OpenMP threads contend badly with other jobs. A higher
-    # learning rate and fewer bootstrap replicates keep the file fast; the code paths are the same.
-    # Isotonic by name: the tests below exercise it; `auto` has its own test.
-    settings = TrainingSettings(
-        bootstrap_samples=50, calibration="isotonic", lgbm=LightGBMParams(num_threads=1, learning_rate=0.1)
-    )
-    return replace(settings, **changes)  # type: ignore[arg-type]
+fast_settings = fast_training_settings
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -16,9 +15,10 @@ import pytest
 from models.baselines import ORACLE_NAME, evaluate_models, standard_baselines
 from models.model_card import baselines_that_rank_better
 from models.registry import ModelRegistry, load_current
-from models.settings import LightGBMParams, TrainingSettings
+from models.settings import TrainingSettings
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
 from models.training import TrainedModel, train_outcome
+from tests.fast import fast_training_settings
 
 OUTCOME = "emergency_admission"
 EVAL_DATE = date(2023, 10, 1)
@@ -36,8 +36,7 @@ CARD_SECTIONS = (
 
 
 def fast_settings(**changes: object) -> TrainingSettings:
-    settings = TrainingSettings(bootstrap_samples=30, lgbm=LightGBMParams(num_threads=1, learning_rate=0.1))
-    return replace(settings, **changes)  # type: ignore[arg-type]
+    return fast_training_settings(**{"bootstrap_samples": 30, "calibration": "auto", **changes})
 
 
 @pytest.fixture(scope="module")
