@@ -15,7 +15,7 @@ import polars as pl
 
 from data_contracts.reference import codelist
 from features.catalogue import ltc_feature_name
-from features.inputs import Tables, contract_table, day_number, window_start
+from features.inputs import Tables, contract_table, day_number, exact_sum, window_start
 
 FEATURE_REFERENCE_DIR = Path(__file__).parent / "reference"
 
@@ -129,7 +129,7 @@ def hospital_diagnosis_scores(tables: Tables, as_of: date) -> pl.LazyFrame:
         .select("person_id", "code3", "hfrs_weight")
         .unique()
         .group_by("person_id")
-        .agg(pl.col("hfrs_weight").sum().alias("hfrs"))
+        .agg(exact_sum(pl.col("hfrs_weight")).alias("hfrs"))
     )
 
     bits = pl.col("charlson_bits")

@@ -10,7 +10,16 @@ from datetime import date
 
 import polars as pl
 
-from features.inputs import WINDOW_MONTHS, Tables, codes_in_group, contract_table, day_number, day_of, window_start
+from features.inputs import (
+    WINDOW_MONTHS,
+    Tables,
+    codes_in_group,
+    contract_table,
+    day_number,
+    day_of,
+    exact_sum,
+    window_start,
+)
 from features.recency import recency_weighted_count
 
 EMERGENCY_ADMISSION_METHODS = codes_in_group("admission_method", "emergency")
@@ -71,7 +80,7 @@ def hospital_spells(tables: Tables, as_of: date) -> pl.LazyFrame:
         .cast(pl.Int64)
         .alias("delayed_discharge_days_12m"),
         (discharged_in_12m & pl.col("to_care_home")).any().alias("discharged_to_care_home_12m"),
-        pl.col("known_cost").filter(admitted >= start_12m).sum().cast(pl.Float64).alias("cost_hospital_12m"),
+        exact_sum(pl.col("known_cost").filter(admitted >= start_12m)).alias("cost_hospital_12m"),
         recency_weighted_count(admitted, as_of, pl.col("emergency"), "_recent_emergency_admissions"),
     )
 
@@ -91,7 +100,7 @@ def ae_attendances(tables: Tables, as_of: date) -> pl.LazyFrame:
             for m in WINDOW_MONTHS
         ],
         (as_of_day - arrived.max()).cast(pl.Int64).alias("days_since_last_ae_attendance"),
-        pl.col("cost").filter(arrived >= window_start(as_of, 12)).sum().cast(pl.Float64).alias("cost_ae_12m"),
+        exact_sum(pl.col("cost").filter(arrived >= window_start(as_of, 12))).alias("cost_ae_12m"),
         recency_weighted_count(arrived, as_of, pl.lit(True), "_recent_ae_attendances"),
     )
 
@@ -120,7 +129,7 @@ def outpatient_appointments(tables: Tables, as_of: date) -> pl.LazyFrame:
         ]
     return appointments.group_by("person_id").agg(
         *windows,
-        pl.col("cost").filter(day >= window_start(as_of, 12)).sum().cast(pl.Float64).alias("cost_outpatient_12m"),
+        exact_sum(pl.col("cost").filter(day >= window_start(as_of, 12))).alias("cost_outpatient_12m"),
         recency_weighted_count(day, as_of, pl.col("attended"), "_recent_op_attendances"),
     )
 

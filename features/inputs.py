@@ -47,6 +47,18 @@ def contract_table(tables: Tables, name: str) -> pl.LazyFrame:
     return frame.with_columns(missing) if missing else frame
 
 
+# Float addition is not associative: summing a group whose rows arrive in another order can change the last
+# bits, and a tree split on that feature, and so the model. Sums of money and weights run in fixed point
+# (exact integers), so the same rows give the same value in any order. Micro-units keep pennies and the
+# decimal weights of the code lists exact.
+FIXED_POINT_SCALE = 1_000_000
+
+
+def exact_sum(values: pl.Expr, scale: int = FIXED_POINT_SCALE) -> pl.Expr:
+    """Aggregation: the sum of `values`, independent of row order (rounded to 1/scale)."""
+    return ((values * scale).round().cast(pl.Int64).sum() / scale).cast(pl.Float64)
+
+
 def day_number(d: date) -> int:
     """Days since 1970-01-01: the integer a pl.Date column holds, so date arithmetic stays in integers."""
     return (d - _EPOCH).days

@@ -34,7 +34,7 @@ from data_contracts.tables import COSTED_EVENT_DATES
 from features.build import eligible_people
 from features.costs import social_care_cost_in_period, social_care_services
 from features.hospital import EMERGENCY_ADMISSION_METHODS
-from features.inputs import Tables, add_months, contract_table, day_number, day_of
+from features.inputs import Tables, add_months, contract_table, day_number, day_of, exact_sum
 from features.settings import OutcomeSettings
 from features.social_care import CARE_HOME_GROUPS, service_group
 
@@ -131,7 +131,7 @@ def label_outcomes(tables: Tables, index_date: date, settings: OutcomeSettings) 
         .alias("new_placement"),
     )
     future_cost = (
-        pl.concat([costs, social_care_costs]).group_by("person_id").agg(pl.col("cost").sum().alias("future_cost"))
+        pl.concat([costs, social_care_costs]).group_by("person_id").agg(exact_sum(pl.col("cost")).alias("future_cost"))
     )
 
     died = (pl.col("death_day") >= start) & (pl.col("death_day") < end)

@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from features.inputs import Tables, contract_table, day_of, window_start
+from features.inputs import Tables, contract_table, day_of, exact_sum, window_start
 
 BNF_SECTION_CHARACTERS = 4
 
@@ -32,5 +32,5 @@ def prescribing(tables: Tables, as_of: date) -> pl.LazyFrame:
         pl.col("bnf_section").filter(in_3m).drop_nulls().n_unique().cast(pl.Int64).alias("bnf_sections_3m"),
         pl.col("items").filter(in_3m).sum().cast(pl.Int64).alias("prescription_items_3m"),
         pl.col("items").sum().cast(pl.Int64).alias("prescription_items_12m"),
-        pl.col("cost").sum().cast(pl.Float64).alias("cost_prescribing_12m"),
+        exact_sum(pl.col("cost")).alias("cost_prescribing_12m"),
     )

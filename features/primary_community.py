@@ -7,7 +7,7 @@ from datetime import date
 import polars as pl
 
 from features.catalogue import gp_event_feature_stems
-from features.inputs import WINDOW_MONTHS, Tables, codes_in_group, contract_table, day_of, window_start
+from features.inputs import WINDOW_MONTHS, Tables, codes_in_group, contract_table, day_of, exact_sum, window_start
 from features.recency import recency_weighted_count
 
 GP_CONTACT_TYPES = codes_in_group("gp_event_type", "contact")
@@ -35,7 +35,7 @@ def gp_contacts(tables: Tables, as_of: date) -> pl.LazyFrame:
     ]
     return events.group_by("person_id").agg(
         *windows,
-        pl.col("cost").filter(pl.col("in_12m")).sum().cast(pl.Float64).alias("cost_gp_12m"),
+        exact_sum(pl.col("cost").filter(pl.col("in_12m"))).alias("cost_gp_12m"),
         recency_weighted_count(
             pl.col("day"), as_of, pl.col("event_type").is_in(GP_CONTACT_TYPES), "_recent_gp_contacts"
         ),
@@ -61,6 +61,6 @@ def community_contacts(tables: Tables, as_of: date) -> pl.LazyFrame:
             .alias(f"community_contacts_{months}m")
             for months in WINDOW_MONTHS
         ],
-        pl.col("cost").filter(day >= window_start(as_of, 12)).sum().cast(pl.Float64).alias("cost_community_12m"),
+        exact_sum(pl.col("cost").filter(day >= window_start(as_of, 12))).alias("cost_community_12m"),
         recency_weighted_count(day, as_of, pl.col("attended"), "_recent_community_contacts"),
     )

@@ -15,12 +15,13 @@ from datetime import date
 
 import polars as pl
 
-from features.inputs import day_number, window_start
+from features.inputs import day_number, exact_sum, window_start
 
 # A contact one month earlier counts 0.9 as much: one a year ago counts 0.28, two years ago 0.08.
 RECENCY_DECAY_PER_MONTH = 0.9
 RECENCY_WINDOW_MONTHS = 24
 DAYS_PER_MONTH = 365.25 / 12
+RECENCY_SCALE = 10**12
 
 RECENCY_PARTS: tuple[str, ...] = (
     "_recent_emergency_admissions",
@@ -39,7 +40,8 @@ def recency_weighted_count(day: pl.Expr, as_of: date, counted: pl.Expr, part: st
     months_before = ((day_number(as_of) - day) / DAYS_PER_MONTH).floor()
     weight = pl.lit(RECENCY_DECAY_PER_MONTH, dtype=pl.Float64).pow(months_before)
     inside = counted & (day >= window_start(as_of, RECENCY_WINDOW_MONTHS))
-    return pl.when(inside).then(weight).otherwise(0.0).sum().cast(pl.Float64).alias(part)
+    # Fine fixed point: weights are powers of 0.9, not decimals.
+    return exact_sum(pl.when(inside).then(weight).otherwise(0.0), scale=RECENCY_SCALE).alias(part)
 
 
 def contacts_recency_weighted() -> pl.Expr:

@@ -12,7 +12,7 @@ import polars as pl
 
 from features.catalogue import ASC_SERVICE_PRIORITY
 from features.costs import ONE_OFF_FREQUENCIES, social_care_cost_in_period
-from features.inputs import Tables, contract_table, day_number, day_of, group_of_code, window_start
+from features.inputs import Tables, contract_table, day_number, day_of, exact_sum, group_of_code, window_start
 
 CARE_HOME_GROUPS = ("residential", "nursing")
 HOURLY_FREQUENCY = "Hourly"
@@ -62,26 +62,18 @@ def social_care(tables: Tables, as_of: date) -> pl.LazyFrame:
         events.group_by("person_id")
         .agg(
             pl.col("priority").filter(current).min().alias("current_priority"),
-            pl.col("weekly_cost")
-            .filter(current & ~pl.col("one_off"))
-            .sum()
-            .cast(pl.Float64)
-            .alias("asc_weekly_cost_now"),
-            pl.col("planned_units_per_week")
-            .filter(current & pl.col("hourly"))
-            .sum()
-            .cast(pl.Float64)
-            .alias("asc_planned_hours_per_week_now"),
+            exact_sum(pl.col("weekly_cost").filter(current & ~pl.col("one_off"))).alias("asc_weekly_cost_now"),
+            exact_sum(pl.col("planned_units_per_week").filter(current & pl.col("hourly"))).alias(
+                "asc_planned_hours_per_week_now"
+            ),
             (current & group.is_in(CARE_HOME_GROUPS)).any().alias("in_residential_or_nursing_care"),
             (ran_in_12m & ((group == "reablement") | pl.col("reablement_component"))).any().alias("asc_reablement_12m"),
             (ran_in_12m & (group == "carer")).any().alias("asc_carer_support_12m"),
             ((pl.col("event_type") == "Assessment") & started_in_12m).sum().cast(pl.Int64).alias("asc_assessments_12m"),
             ((pl.col("event_type") == "Request") & started_in_12m).sum().cast(pl.Int64).alias("asc_requests_12m"),
-            social_care_cost_in_period(start_12m, as_of_day, pl.col("end_day"))
-            .filter(service)
-            .sum()
-            .cast(pl.Float64)
-            .alias("cost_social_care_12m"),
+            exact_sum(social_care_cost_in_period(start_12m, as_of_day, pl.col("end_day")).filter(service)).alias(
+                "cost_social_care_12m"
+            ),
         )
         .select(
             "person_id",

@@ -306,7 +306,9 @@ def activity_timeline(tables: Tables, people: pl.DataFrame, as_of: date) -> pl.D
             pl.col("weekly_cost").alias("cost"),
         )
     )
-    return pl.concat(parts, how="vertical_relaxed").sort(["person_id", "event_date", "setting"]).collect()
+    # Every column in the key: events of one day and setting would otherwise come out in any order.
+    timeline = pl.concat(parts, how="vertical_relaxed")
+    return timeline.sort(["person_id", "event_date", "setting", "detail", "cost"], nulls_last=True).collect()
 
 
 def _emergency_methods() -> list[str]:

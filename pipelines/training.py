@@ -97,7 +97,10 @@ def training_frame(
             features.join(labels, on="person_id", how="inner").with_columns(index_date=pl.lit(index_date)).collect()
         )
     unplanned_12m = pl.col("emergency_admissions_12m") + pl.col("ae_attendances_12m")
-    return with_subgroups(pl.concat(frames, how="vertical")).with_columns(unplanned_12m.alias(UNPLANNED_CARE_12M))
+    # A join does not keep row order, and LightGBM's bagging depends on it: sort by a stable key so the same
+    # database gives the same model.
+    stacked = pl.concat(frames, how="vertical").sort("index_date", "person_id")
+    return with_subgroups(stacked).with_columns(unplanned_12m.alias(UNPLANNED_CARE_12M))
 
 
 def with_subgroups(frame: pl.DataFrame) -> pl.DataFrame:
