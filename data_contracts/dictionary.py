@@ -40,6 +40,12 @@ def _table_section(table: Table) -> list[str]:
         lines.append(f"| `{c.name}` | {c.type} | {required} | {c.description} | {_rules(c)} |")
     for rule in table.order_rules:
         lines.append(f"\nRule: `{rule.later}` must not be before `{rule.earlier}` (quarantine reason `{rule.reason}`).")
+    for need in table.required_when:
+        values = ", ".join(f"`{v}`" for v in need.values)
+        lines.append(
+            f"\nRule: `{need.column}` is required when `{need.when_column}` is {values} "
+            f"(quarantine reason `{need.reason}`)."
+        )
     return [*lines, ""]
 
 

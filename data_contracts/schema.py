@@ -55,12 +55,23 @@ class OrderRule:
 
 
 @dataclass(frozen=True)
+class RequiredWhen:
+    """`column` must be present when `when_column` holds one of `values`."""
+
+    column: str
+    when_column: str
+    values: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     description: str
     grain: tuple[str, ...]
     columns: tuple[Column, ...]
     order_rules: tuple[OrderRule, ...] = ()
+    required_when: tuple[RequiredWhen, ...] = ()
     # The date that places a row in time (what windows and horizons count by); None for tables without one.
     dated_by: str | None = None
     # Activity tables reference persons; persons and teams do not.

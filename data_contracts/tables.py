@@ -6,7 +6,7 @@ Codes mirror the national datasets (SUS/HES APC, ECDS, outpatients, CLD); see
 
 from __future__ import annotations
 
-from data_contracts.schema import Column, OrderRule, Table
+from data_contracts.schema import Column, OrderRule, RequiredWhen, Table
 
 
 def _person_id(description: str = "Pseudonymised person id (e.g. a pseudonymised NHS number).") -> Column:
@@ -278,6 +278,43 @@ TEAMS = Table(
     ),
 )
 
+CASELOAD = Table(
+    name="caseload",
+    description=(
+        "Multidisciplinary team caseload decisions: one row per person, team and decision date (recorded in the "
+        "MDT workspace and exported as a batch, or delivered in a batch by a team that records them elsewhere)."
+    ),
+    grain=("person_id", "team_id", "decision_date"),
+    dated_by="decision_date",
+    notes=(
+        "A later row with the same person, team and decision date replaces the earlier one (a correction). "
+        "The evaluation of the service reads who was taken on and when from here."
+    ),
+    columns=(
+        _person_id(),
+        Column("team_id", "string", "Team that made the decision.", required=True),
+        Column("decision", "string", "What the team decided.", required=True, codelist="caseload_decision"),
+        Column("discussed_date", "date", "Date the person was discussed at the MDT meeting.", event_date=True),
+        Column("decision_date", "date", "Date the decision was made.", required=True, event_date=True),
+        Column(
+            "reason_code",
+            "string",
+            "Why the person is not appropriate (or another decision's reason).",
+            codelist="caseload_reason",
+        ),
+        Column("case_management_start", "date", "Start of case management (taken on).", event_date=True),
+        Column("case_management_end", "date", "End of case management; empty while it continues.", event_date=True),
+    ),
+    order_rules=(
+        OrderRule("discussed_date", "decision_date", "decision_before_discussion"),
+        OrderRule("case_management_start", "case_management_end", "end_before_start"),
+    ),
+    required_when=(
+        RequiredWhen("reason_code", "decision", ("not_appropriate",), "missing_reason"),
+        RequiredWhen("case_management_start", "decision", ("taken_on",), "missing_start"),
+    ),
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -292,6 +329,7 @@ TABLES: dict[str, Table] = {
         COMMUNITY_CONTACTS,
         PRESCRIPTIONS,
         ASC_EVENTS,
+        CASELOAD,
     )
 }
 """All contract tables, in load order (persons and opt-outs first: others are checked against them)."""

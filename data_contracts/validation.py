@@ -12,7 +12,8 @@ string). Each row then ends up in exactly one of:
 
 `CHECK_ORDER` (row-level checks first, then checks against other rows and tables):
 missing_required, bad_type, unknown_code, out_of_range, bad_format, future_date, the table's order rules
-(e.g. discharge_before_admission, in declaration order), before_birth, unlinked_person, duplicate_key,
+(e.g. discharge_before_admission, in declaration order), its conditional requirements (e.g. a caseload
+decision of "not appropriate" needs a reason code), before_birth, unlinked_person, duplicate_key,
 duplicate_row.
 
 Duplicates are judged on the raw text of the contract columns: the same grain key with different
@@ -44,6 +45,7 @@ CHECK_ORDER: tuple[str, ...] = (
     "bad_format",
     "future_date",
     "<order rules>",
+    "<conditional requirements>",
     "before_birth",
     "unlinked_person",
     "duplicate_key",
@@ -249,6 +251,9 @@ def _value_checks(table: Table, extract_date: date | None) -> list[_Check]:
                 checks.append(_Check("future_date", c.name, pl.col(c.name) > pl.lit(extract_date)))
     for rule in table.order_rules:
         checks.append(_Check(rule.reason, rule.later, pl.col(rule.later) < pl.col(rule.earlier)))
+    for need in table.required_when:
+        applies = pl.col(need.when_column).is_in(list(need.values))
+        checks.append(_Check(need.reason, need.column, applies & ~present[need.column]))
     return checks
 
 

@@ -95,6 +95,18 @@ def clean_rows() -> Rows:
                 }
             ],
             "asc_events": [asc_event("ASC1", unit_cost="900", frequency="Weekly")],
+            "caseload": [
+                {
+                    "person_id": "alive_person",
+                    "team_id": "T1",
+                    "decision": "taken_on",
+                    "discussed_date": "2024-06-10",
+                    "decision_date": "2024-06-10",
+                    "reason_code": "",
+                    "case_management_start": "2024-06-17",
+                    "case_management_end": "",
+                }
+            ],
         }
     )
 
@@ -390,6 +402,7 @@ def test_later_opt_out_removes_rows_already_loaded(tmp_path: Path, db: Path, fir
         "community_contacts": 1,
         "prescriptions": 1,
         "asc_events": 1,
+        "caseload": 1,
     }
     assert counts_by_table(report)["apc_spells"].rows_excluded == 1
     for table in ("persons", *(n for n, t in TABLES.items() if t.person_linked)):

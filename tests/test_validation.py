@@ -95,6 +95,37 @@ BAD_INPUTS: dict[str, tuple[str, Row, str, str]] = {
         "discharge_ready_date",
     ),
     "end_before_start": ("asc_events", {"event_end_date": "2024-06-30"}, "end_before_start", "event_end_date"),
+    # Caseload decisions (the grain includes decision_date: a new date is a distinct key).
+    "caseload_end_before_start": (
+        "caseload",
+        {"decision_date": "2024-06-11", "case_management_end": "2024-06-16"},
+        "end_before_start",
+        "case_management_end",
+    ),
+    "caseload_decision_before_discussion": (
+        "caseload",
+        {"decision_date": "2024-06-09"},
+        "decision_before_discussion",
+        "decision_date",
+    ),
+    "caseload_not_appropriate_without_reason": (
+        "caseload",
+        {"decision_date": "2024-06-11", "decision": "not_appropriate", "reason_code": ""},
+        "missing_reason",
+        "reason_code",
+    ),
+    "caseload_taken_on_without_start": (
+        "caseload",
+        {"decision_date": "2024-06-11", "case_management_start": ""},
+        "missing_start",
+        "case_management_start",
+    ),
+    "caseload_unknown_decision": (
+        "caseload",
+        {"decision_date": "2024-06-11", "decision": "maybe"},
+        "unknown_code",
+        "decision",
+    ),
     "before_birth": (
         "ae_attendances",
         {"person_id": "young_person", "arrival_date": "2000-05-31"},

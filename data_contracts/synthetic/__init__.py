@@ -28,7 +28,7 @@ from data_contracts.synthetic.primary import (
     regular_medicines,
 )
 from data_contracts.synthetic.realised import make_statics, run_realised_path
-from data_contracts.synthetic.registers import conditions_frame, opt_outs_frame, persons_frame
+from data_contracts.synthetic.registers import caseload_frame, conditions_frame, opt_outs_frame, persons_frame
 from data_contracts.synthetic.social_care import build_social_care
 from data_contracts.synthetic.timeline import Timeline, rng_streams
 from data_contracts.synthetic.truth import build_truth
@@ -87,6 +87,7 @@ def generate_population(
     report(0.6)
     frames["prescriptions"] = build_prescriptions(population, path, medicines, rngs["rx_detail"])
     frames["asc_events"] = build_social_care(population, path, links, rngs)
+    frames["caseload"] = caseload_frame()
     report(1.0)
 
     truth = build_truth(
