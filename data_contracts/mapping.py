@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data_contracts.errors import DomainError
 from data_contracts.schema import Table
 from data_contracts.sources import TRANSFORMS
 from data_contracts.tables import TABLES
@@ -78,7 +79,7 @@ _TABLE_KEYS = {
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-class MappingError(ValueError):
+class MappingError(DomainError, ValueError):
     """The mapping file cannot be used; the message starts with `file:line:`."""
 
 

@@ -1,32 +1,63 @@
-"""Settings owned by the model layer: training, evaluation, scoring and tiers."""
+"""Settings owned by the model layer: training, evaluation, scoring and tiers.
+
+Plain dataclasses; the `Annotated` constraints and validators are checked when `pipelines.settings.load_settings`
+reads them (pydantic validates these dataclasses as they are), so a wrong value fails at load, not in training.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+# LightGBM takes `seed` to `seed + 3` as C ints (models/training.py).
+MAX_SEED = 2**31 - 1 - 3
+Fraction = Annotated[StrictFloat, Field(gt=0, le=1)]
+
+
+def _strictly_increasing_to_one(tiers: dict[str, float]) -> dict[str, float]:
+    cuts = list(tiers.values())
+    if not cuts or any(b <= a for a, b in pairwise(cuts)) or cuts[0] <= 0 or cuts[-1] != 1.0:
+        raise ValueError("tier cut-offs must increase strictly from above 0 and end at 1.0")
+    return tiers
+
+
+def _distinct(values: tuple[str, ...]) -> tuple[str, ...]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"listed more than once: {', '.join(repeated)}")
+    return values
 
 
 @dataclass
 class LightGBMParams:
-    objective: str = "binary"
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    # Every outcome is a 0/1 label whose scores are calibrated into probabilities.
+    objective: Literal["binary"] = "binary"
     # Smaller, more regularised trees than LightGBM's defaults: the signal is weak and spread over many
     # correlated counts. On the 100,000-person synthetic population these settings beat 31 leaves / 50 rows /
     # 0.8 features / L2 1 by 0.002-0.011 AUROC on every outcome, with a similar number of trees.
-    learning_rate: float = 0.05
-    num_leaves: int = 15
-    max_depth: int = 6
-    min_child_samples: int = 100
-    feature_fraction: float = 0.5
-    bagging_fraction: float = 0.8
-    bagging_freq: int = 1
-    lambda_l2: float = 10.0
-    num_threads: int = 2
-    verbose: int = -1
+    learning_rate: Fraction = 0.05
+    num_leaves: Annotated[StrictInt, Field(ge=2)] = 15
+    max_depth: Annotated[StrictInt, Field(ge=-1)] = 6  # -1: no limit
+    min_child_samples: Annotated[StrictInt, Field(ge=1)] = 100
+    feature_fraction: Fraction = 0.5
+    bagging_fraction: Fraction = 0.8
+    bagging_freq: Annotated[StrictInt, Field(ge=0)] = 1
+    lambda_l2: Annotated[StrictFloat, Field(ge=0)] = 10.0
+    num_threads: Annotated[StrictInt, Field(ge=1)] = 2
+    verbose: StrictInt = -1
 
 
 @dataclass
 class TrainingSettings:
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     # unplanned_care (any A&E attendance or emergency admission) has events enough for small populations.
-    outcomes: tuple[str, ...] = (
+    outcomes: Annotated[tuple[StrictStr, ...], Field(min_length=1), AfterValidator(_distinct)] = (
         "emergency_admission",
         "high_cost",
         "frequent_user",
@@ -35,45 +66,51 @@ class TrainingSettings:
     )
     # Fit index dates are quarterly, and each one's outcome window must end on or before the
     # evaluation index date (no overlap between fit labels and the evaluation period).
-    index_spacing_months: int = 3
-    min_history_months: int = 6
-    max_fit_index_dates: int = 4
-    num_boost_round: int = 1000
-    early_stopping_rounds: int = 50
-    validation_fraction: float = 0.2
-    calibration_fraction: float = 0.2
+    index_spacing_months: Annotated[StrictInt, Field(ge=1)] = 3
+    min_history_months: Annotated[StrictInt, Field(ge=0)] = 6
+    max_fit_index_dates: Annotated[StrictInt, Field(ge=1)] = 4
+    num_boost_round: Annotated[StrictInt, Field(ge=1)] = 1000
+    early_stopping_rounds: Annotated[StrictInt, Field(ge=1)] = 50
+    # Shares of the fit people held out for early stopping and for calibration (their sum must be below 1).
+    validation_fraction: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.2
+    calibration_fraction: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.2
     # "isotonic", "platt", or "auto": isotonic when the calibration rows hold at least `isotonic_min_events`
     # events, else Platt. Isotonic follows any monotone shape but needs many events; with a few hundred its
     # steps are noise (on 100k people, care-home admission with ~50 calibration events: isotonic left a
     # calibration intercept of -0.33 in the evaluation year, Platt -0.18; both equal for common outcomes).
-    calibration: str = "auto"
-    isotonic_min_events: int = 1000
-    bootstrap_samples: int = 200
-    seed: int = 20261124
+    calibration: Literal["auto", "isotonic", "platt"] = "auto"
+    isotonic_min_events: Annotated[StrictInt, Field(ge=1)] = 1000
+    bootstrap_samples: Annotated[StrictInt, Field(ge=1)] = 200
+    # Not a setting of its own: `pipelines.settings.Settings` sets it from the run's top-level `seed`, which
+    # seeds every generator and model. Kept here so the model layer (and each model version) carries it.
+    seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] = 20261124
     lgbm: LightGBMParams = field(default_factory=LightGBMParams)
     # Operational cut-offs: PPV, sensitivity and events captured in the top fractions of the ranked list.
-    top_fractions: tuple[float, ...] = (0.005, 0.02, 0.05, 0.20)
+    top_fractions: Annotated[tuple[Fraction, ...], Field(min_length=1)] = (0.005, 0.02, 0.05, 0.20)
     # Subgroups smaller than this (or with fewer events / non-events) get no AUROC: too noisy to read.
-    subgroup_min_n: int = 100
-    subgroup_min_events: int = 10
+    subgroup_min_n: Annotated[StrictInt, Field(ge=1)] = 100
+    subgroup_min_events: Annotated[StrictInt, Field(ge=1)] = 10
     # False positive / negative rates by subgroup are taken at this population cut (the "high" tier).
-    subgroup_flag_fraction: float = 0.05
+    subgroup_flag_fraction: Fraction = 0.05
     # Mean |contribution| for the model card is computed on at most this many evaluation rows (TreeSHAP cost).
-    explain_sample_rows: int = 2000
+    explain_sample_rows: Annotated[StrictInt, Field(ge=1)] = 2000
     # Promotion: a new model replaces the current one only if AUROC >= current - tolerance and
     # Brier <= current + brier tolerance on the same evaluation rows (or when forced).
-    promotion_auroc_tolerance: float = 0.005
-    promotion_brier_tolerance: float = 0.005
+    promotion_auroc_tolerance: Annotated[StrictFloat, Field(ge=0)] = 0.005
+    promotion_brier_tolerance: Annotated[StrictFloat, Field(ge=0)] = 0.005
 
 
 @dataclass
 class ScoringSettings:
-    ranking_outcome: str = "emergency_admission"
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    # One of `training.outcomes` (checked when the settings are loaded).
+    ranking_outcome: StrictStr = "emergency_admission"
     # Tier cut-offs as cumulative population fractions (Combined Predictive Model / Kaiser pyramid).
-    tiers: dict[str, float] = field(
+    # In order from the top; each cut-off is the share of the population at or above that tier.
+    tiers: Annotated[dict[StrictStr, StrictFloat], AfterValidator(_strictly_increasing_to_one)] = field(
         default_factory=lambda: {"very high": 0.005, "high": 0.05, "moderate": 0.20, "low": 1.0}
     )
-    top_reasons: int = 5
+    top_reasons: Annotated[StrictInt, Field(ge=1)] = 5
     # A week-on-week change in risk of at least this (absolute probability) counts as rising or falling.
-    rising_threshold: float = 0.02
-    explain_scale: str = "log-odds"
+    rising_threshold: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.02

@@ -1,14 +1,20 @@
 """The `riskstrat` command line: one verb per step of the pipeline.
 
-Heavy libraries (Prefect, LightGBM, SHAP) are imported inside the commands that need them, so
-`riskstrat --help` and light commands start fast.
+Heavy libraries (Prefect, LightGBM, SHAP) are imported inside the commands that need them, after the settings
+are loaded and validated, so `riskstrat --help`, light commands and a settings error answer fast.
+
+A domain error (`data_contracts.errors.DomainError`: bad settings, a rejected batch, a missing database, an
+unusable mapping) is printed as one line on stderr with exit code 2; `--debug` (or RISKSTRAT_DEBUG=1) keeps
+the traceback and Prefect's own error logs. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,9 +25,38 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 import pipelines  # noqa: F401  (sets Prefect's environment defaults before any flow import)
+from data_contracts.errors import DomainError
 from pipelines.settings import Settings, load_settings
 
-app = typer.Typer(
+DEBUG_ENV = "RISKSTRAT_DEBUG"
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+class _App(typer.Typer):
+    """The CLI boundary: a domain error becomes one line on stderr and exit code 2 (unless debugging)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except DomainError as exc:
+            if _debugging():
+                raise
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False, markup=True)
+            sys.exit(2)
+
+
+class _QuietDomainFailures(logging.Filter):
+    """Drops Prefect's error records (failed task and flow runs, with their tracebacks) so that a domain error
+    reaches the user once, as the one line the CLI prints; bugs still show their traceback when raised."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("prefect") and record.levelno >= logging.ERROR)
+
+
+app = _App(
     name="riskstrat",
     help="Find the people most likely to become high-cost or frequent users of health and social care.",
     no_args_is_help=True,
@@ -48,11 +83,19 @@ def _setup_logging(verbose: bool = False) -> None:
 
 
 def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
-    try:
-        return load_settings(config, {k: v for k, v in overrides.items() if v not in (None, {})})
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]settings error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    """Settings validated before any heavy import: a `SettingsError` (a domain error) stops the command here."""
+    return load_settings(config, {k: v for k, v in overrides.items() if v not in (None, {})})
+
+
+def _flows() -> types.ModuleType:
+    """The Prefect flows, imported only once a command's settings are valid. Importing Prefect installs its
+    logging handlers; unless debugging, they then leave failures to the CLI's one line."""
+    import pipelines.flows
+
+    if not _debugging():
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_QuietDomainFailures())
+    return pipelines.flows
 
 
 def _flow_overrides(settings: Settings) -> dict[str, Any]:
@@ -61,7 +104,14 @@ def _flow_overrides(settings: Settings) -> dict[str, Any]:
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail in the log.")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail in the log.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"Show tracebacks and Prefect's error logs (or set {DEBUG_ENV}=1).")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
     _setup_logging(verbose)
 
 
@@ -116,11 +166,9 @@ def ingest(
     home: HomeOption = None,
 ) -> None:
     """Validate batches against the data contracts and load them into DuckDB (atomic and idempotent per batch)."""
-    from pipelines.flows import ingest as ingest_flow
-
     settings = _load(config, {"home": home, "db_path": db})
     batches = _expand_batches(batch_dirs)
-    reports = ingest_flow(batch_dirs=[str(b) for b in batches], overrides=_flow_overrides(settings))
+    reports = _flows().ingest(batch_dirs=[str(b) for b in batches], overrides=_flow_overrides(settings))
     print_reconciliation(reports)
 
 
@@ -226,11 +274,9 @@ def train(
     home: HomeOption = None,
 ) -> None:
     """Train a model for every outcome, compare it with the baselines, register it and promote it if not worse."""
-    from pipelines.flows import train as train_flow
-
     settings = _load(config, {"home": home, "db_path": db})
     truth = truth or _default_truth(settings)
-    summary = train_flow(overrides=_flow_overrides(settings), truth_path=str(truth) if truth else None, force=force)
+    summary = _flows().train(overrides=_flow_overrides(settings), truth_path=str(truth) if truth else None, force=force)
     print_training_summary(summary, settings)
 
 
@@ -272,8 +318,6 @@ def score(
     home: HomeOption = None,
 ) -> None:
     """Score everyone eligible, stratify into tiers and publish each team's ranked, explained list."""
-    from pipelines.flows import score as score_flow
-
     settings = _load(config, {"home": home, "db_path": db})
     lookups = {}
     for item in reidentify or []:
@@ -282,7 +326,7 @@ def score(
             console.print(f"[red]--reidentify wants TEAM_ID=FILE with an existing file, got {item!r}[/red]")
             raise typer.Exit(2)
         lookups[team] = path
-    summary = score_flow(overrides=_flow_overrides(settings), as_of=as_of, reidentification=lookups or None)
+    summary = _flows().score(overrides=_flow_overrides(settings), as_of=as_of, reidentification=lookups or None)
     print_score_summary(summary)
 
 
@@ -299,10 +343,8 @@ def print_score_summary(summary: dict[str, Any]) -> None:
 @app.command()
 def weekly(config: ConfigOption = None, home: HomeOption = None) -> None:
     """The weekly refresh: ingest new batches from HOME/batches, then score and publish."""
-    from pipelines.flows import weekly as weekly_flow
-
     settings = _load(config, {"home": home})
-    summary = weekly_flow(config=str(config) if config else None, overrides=_flow_overrides(settings))
+    summary = _flows().weekly(config=str(config) if config else None, overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
     print_score_summary(summary["score"])
 
@@ -315,11 +357,11 @@ def serve(config: ConfigOption = None, home: HomeOption = None) -> None:
     PREFECT_API_URL=http://127.0.0.1:4200/api before running this (see the README)."""
     import os
 
+    settings = _load(config, {"home": home})
     from prefect import serve as prefect_serve
 
     from pipelines.schedule import deployments
 
-    settings = _load(config, {"home": home})
     if not os.environ.get("PREFECT_API_URL"):
         console.print(
             "[yellow]PREFECT_API_URL is not set: with Prefect's temporary server the schedules never fire. "
@@ -335,12 +377,10 @@ def demo(
     home: HomeOption = None,
 ) -> None:
     """Run the whole job end to end on a generated synthetic population: generate, ingest, train, score, publish."""
-    from pipelines.flows import demo as demo_flow
-
     settings = _load(config, {"home": home, "synth": {"people": people} if people else {}})
     started = time.perf_counter()
     console.print(f"riskstrat demo: {settings.synth.people:,} synthetic people, seed {settings.seed}")
-    summary = demo_flow(overrides=_flow_overrides(settings))
+    summary = _flows().demo(overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
     print_training_summary(summary["train"], settings)
     print_score_summary(summary["score"])

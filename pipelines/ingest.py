@@ -37,6 +37,7 @@ import duckdb
 import polars as pl
 
 from data_contracts.costs import add_derived_costs
+from data_contracts.errors import DomainError
 from data_contracts.importer import BATCH_MANIFEST
 from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.schema import Table
@@ -86,7 +87,7 @@ META_DDL: tuple[str, ...] = (
 )
 
 
-class BatchRejected(Exception):
+class BatchRejected(DomainError):
     """The batch as a whole cannot be loaded; nothing from it was loaded."""
 
 

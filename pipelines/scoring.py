@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from data_contracts.errors import NotReadyError
 from data_contracts.reference import REFERENCE_CURRENCY, codelist, money_prefix
 from features.build import build_features
 from features.catalogue import CATALOGUE, explain_phrase
@@ -91,13 +92,13 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
 
     as_of = as_of or latest_extract_date(settings.db)
     if as_of is None:
-        raise ValueError(f"{settings.db} holds no loaded batches: run `riskstrat ingest` first")
+        raise NotReadyError(f"{settings.db} holds no loaded batches: run `riskstrat ingest` first")
     tables = tables if tables is not None else read_tables(settings.db)
     registry = ModelRegistry(settings.registry)
     ranking = settings.scoring.ranking_outcome
     versions = {o: v for o in settings.training.outcomes if (v := registry.current_version(o)) is not None}
     if ranking not in versions:
-        raise FileNotFoundError(f"no current model for the ranking outcome {ranking!r}: run `riskstrat train` first")
+        raise NotReadyError(f"no current model for the ranking outcome {ranking!r}: run `riskstrat train` first")
     models = {o: registry.load(o, v) for o, v in versions.items()}
     batches = batch_ids(settings.db)
     run_id = run_id_for(as_of, versions, batches)
@@ -168,6 +169,8 @@ def _list_rows(
     ranking: str,
     settings: Settings,
 ) -> pl.DataFrame:
+    from models.explain import EXPLANATION_SCALE
+
     reasons = (
         explanations.sort(["person_id", "reason_rank"])
         .group_by("person_id", maintain_order=True)
@@ -192,7 +195,7 @@ def _list_rows(
             risk=pl.col(f"risk_{ranking}"),
             in_care_home=pl.col("in_residential_or_nursing_care").fill_null(False),
             recent_discharge=pl.col("person_id").is_in(discharged.implode()),
-            explain_scale=pl.lit(settings.scoring.explain_scale),
+            explain_scale=pl.lit(EXPLANATION_SCALE),
         )
         .sort(["team_id", "rank"])
     )

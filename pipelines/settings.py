@@ -1,8 +1,11 @@
-"""One typed settings object for a riskstrat run.
+"""One typed settings object for a riskstrat run, validated when it is loaded.
 
 Defaults suit the embedded demo. A `riskstrat.toml` (in the working directory, or named with
 `--config`) overrides any of them; CLI flags and flow parameters override the file. Each layer owns
-its part (`SynthSettings`, `OutcomeSettings`, `TrainingSettings`, ...); this module only composes.
+its part (`SynthSettings`, `OutcomeSettings`, `TrainingSettings`, ...) as a plain dataclass whose
+`Annotated` constraints pydantic checks here; this module composes them and adds the checks that span
+layers (the ranking outcome is trained, the held-out shares leave rows to fit on). A wrong value raises
+`SettingsError`: one line naming the file (or the overrides), the key and what is wrong.
 """
 
 from __future__ import annotations
@@ -10,42 +13,85 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-import types
-import typing
+import zoneinfo
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+
+from data_contracts.errors import DomainError
 from data_contracts.settings import IngestSettings, SynthSettings
 from features.settings import OutcomeSettings
-from models.settings import ScoringSettings, TrainingSettings
+from models.settings import MAX_SEED, ScoringSettings, TrainingSettings
 
 DEFAULT_CONFIG_FILE = Path("riskstrat.toml")
+OVERRIDES_SOURCE = "overrides (command-line flags or flow parameters)"
+
+
+class SettingsError(DomainError, ValueError):
+    """A settings file or override holds a value riskstrat cannot run with (the message is one line)."""
+
+
+def _cron(expression: str) -> str:
+    """Five fields, checked with cronsim (installed with Prefect). Prefect refuses random and hashed
+    expressions (R, H) too, so they are refused here rather than when a deployment is served."""
+    from cronsim import CronSim, CronSimError
+
+    fields = expression.split()
+    if len(fields) != 5 or any(f.casefold() in ("r", "h") for f in fields):
+        raise ValueError("not a cron expression of five fields (minute hour day month weekday) without R or H")
+    try:
+        CronSim(expression, datetime(2026, 1, 1))
+    except CronSimError as exc:
+        raise ValueError(f"not a valid cron expression ({exc})") from exc
+    return expression
+
+
+def _time_zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not an IANA time zone name (e.g. 'Europe/London')") from exc
+    return name
+
+
+Cron = Annotated[StrictStr, AfterValidator(_cron)]
 
 
 @dataclass
 class ScheduleSettings:
-    weekly_cron: str = "0 6 * * 1"
-    retrain_cron: str = "0 5 1 */3 *"
-    timezone: str = "Europe/London"
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    weekly_cron: Cron = "0 6 * * 1"
+    retrain_cron: Cron = "0 5 1 */3 *"
+    timezone: Annotated[StrictStr, AfterValidator(_time_zone)] = "Europe/London"
 
 
 @dataclass
 class Settings:
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     # Everything a run writes lives under `home` unless a path is given explicitly.
     home: Path = Path("var")
     db_path: Path | None = None
     batches_dir: Path | None = None
     registry_dir: Path | None = None
     outputs_dir: Path | None = None
-    seed: int = 20261124
+    # Seeds every generator and model: the synthetic population, the person-grouped splits, LightGBM, the
+    # baselines and the bootstrap (through `training.seed`, which always equals it).
+    seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] = 20261124
     synth: SynthSettings = field(default_factory=SynthSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     outcomes: OutcomeSettings = field(default_factory=OutcomeSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+
+    def __post_init__(self) -> None:
+        if self.training.seed != self.seed:
+            self.training = dataclasses.replace(self.training, seed=self.seed)
 
     # Resolved paths: an explicit setting wins, otherwise a folder under `home`.
     @property
@@ -65,7 +111,10 @@ class Settings:
         return Path(self.outputs_dir) if self.outputs_dir else Path(self.home) / "outputs"
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        """The settings as a file or overrides would give them (JSON-able; `training.seed` is derived, not given)."""
+        data = _jsonable(dataclasses.asdict(self))
+        del data["training"]["seed"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -81,50 +130,96 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _coerce(tp: Any, value: Any) -> Any:
-    """Turn a TOML/JSON value into the declared field type (dates, paths, tuples, nested dataclasses)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _coerce(args[0], value)
-    if dataclasses.is_dataclass(tp):
-        return _merge(tp(), value)
-    if tp is date and isinstance(value, str):
-        return date.fromisoformat(value)
-    if tp is Path:
-        return Path(value)
-    if origin is tuple:
-        return tuple(value)
-    if tp is float and isinstance(value, int):
-        return float(value)
-    return value
+_SETTINGS = TypeAdapter(Settings)
 
 
-def _merge(instance: Any, overrides: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(type(instance))
-    known = {f.name for f in dataclasses.fields(instance)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"unknown setting(s) for {type(instance).__name__}: {', '.join(sorted(unknown))}")
-    changes = {}
-    for name, value in overrides.items():
-        current = getattr(instance, name)
+def trainable_outcomes() -> tuple[str, ...]:
+    """The outcomes riskstrat can train: the default trains every outcome `features.outcomes` labels."""
+    return TrainingSettings().outcomes
+
+
+def _with_overrides(base: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` (a settings dataclass) as a dict with `overrides` applied: a nested settings group merges key by
+    key, any other value (tiers included) is replaced whole."""
+    merged: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    if isinstance(base, TrainingSettings):
+        del merged["seed"]  # derived from the top-level seed
+    for key, value in overrides.items():
+        current = merged.get(key)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            changes[name] = _merge(current, value)
+            merged[key] = _with_overrides(current, value)
         else:
-            changes[name] = _coerce(hints[name], value)
-    return dataclasses.replace(instance, **changes)
+            merged[key] = value
+    return merged
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def _error_line(exc: ValidationError, source: str) -> str:
+    """Pydantic's errors as one line: `source: key = value: what is wrong; ...`."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        key = _key(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "unexpected_keyword_argument":
+            problems.append(f"{key}: unknown setting")
+        else:
+            problems.append(f"{key} = {error['input']!r}: {message}")
+    return f"{source}: {'; '.join(problems)}"
+
+
+def _validated(data: dict[str, Any], source: str) -> Settings:
+    if isinstance(data.get("training"), dict) and "seed" in data["training"]:
+        raise SettingsError(f"{source}: training.seed: not a setting; the top-level `seed` seeds every model")
+    try:
+        settings = _SETTINGS.validate_python(data)
+    except ValidationError as exc:
+        raise SettingsError(_error_line(exc, source)) from None
+    _check_across_layers(settings, source)
+    return settings
+
+
+def _check_across_layers(settings: Settings, source: str) -> None:
+    t, s = settings.training, settings.scoring
+    unknown = [o for o in t.outcomes if o not in trainable_outcomes()]
+    if unknown:
+        raise SettingsError(
+            f"{source}: training.outcomes: unknown outcome {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(trainable_outcomes())})"
+        )
+    if s.ranking_outcome not in t.outcomes:
+        raise SettingsError(
+            f"{source}: scoring.ranking_outcome = {s.ranking_outcome!r}: not among training.outcomes "
+            f"({', '.join(t.outcomes)})"
+        )
+    if t.validation_fraction + t.calibration_fraction >= 1:
+        raise SettingsError(
+            f"{source}: training.validation_fraction + training.calibration_fraction = "
+            f"{t.validation_fraction + t.calibration_fraction:g}: must leave people to fit on (below 1)"
+        )
 
 
 def load_settings(config: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Defaults, then the TOML file (if any), then `overrides` (nested dicts, e.g. {"synth": {"people": 1000}})."""
-    settings = Settings()
+    """Defaults, then the TOML file (if any), then `overrides` (nested dicts, e.g. {"synth": {"people": 1000}}).
+
+    The file is validated on its own first, so an error names the file when the file is wrong and the overrides
+    when they are. Raises `SettingsError` (one line) for a missing or unreadable file or any invalid value."""
     path = config or (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
+    settings = Settings()
     if path is not None:
-        if not path.exists():
-            raise FileNotFoundError(f"settings file {path} does not exist")
-        with open(path, "rb") as fh:
-            settings = _merge(settings, tomllib.load(fh))
+        try:
+            with open(path, "rb") as fh:
+                from_file = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {path} does not exist") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{path}: cannot be read as TOML ({exc})") from None
+        settings = _validated(from_file, str(path))
     if overrides:
-        settings = _merge(settings, overrides)
+        settings = _validated(_with_overrides(settings, overrides), OVERRIDES_SOURCE)
     return settings

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from data_contracts.errors import NotReadyError
 from features.build import build_features, categorical_columns, feature_columns
 from features.inputs import Tables, add_months
 from features.outcomes import label_outcomes
@@ -149,7 +150,7 @@ def train_all(
     currency = cost_currency(settings.db)
     latest, earliest = latest_extract_date(settings.db), earliest_event_date(settings.db)
     if latest is None or earliest is None:
-        raise ValueError(f"{settings.db} holds no loaded batches: run `riskstrat ingest` first")
+        raise NotReadyError(f"{settings.db} holds no loaded batches: run `riskstrat ingest` first")
     horizon = settings.outcomes.horizon_months
     t = settings.training
     plan = plan_index_dates(

@@ -10,13 +10,14 @@ import duckdb
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from data_contracts.errors import NotReadyError
 from data_contracts.tables import COSTED_EVENT_DATES, TABLES
 from features.inputs import contract_schema
 
 
 def connect(db_path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     if read_only and not Path(db_path).exists():
-        raise FileNotFoundError(f"no riskstrat database at {db_path}: run `riskstrat ingest` first")
+        raise NotReadyError(f"no riskstrat database at {db_path}: run `riskstrat ingest` first")
     return duckdb.connect(str(db_path), read_only=read_only)
 
 
