@@ -38,21 +38,20 @@ def main() -> None:
 
     started = time.perf_counter()
     result = score_population(settings, tables=tables)
+    as_of = result.publication.provenance.as_of
     seconds = time.perf_counter() - started
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(
-        f"scored {result.population.height:,} people and explained {result.team_list.height:,} listed people "
-        f"as of {result.as_of} in {seconds:.1f} s (peak RSS so far {peak_gb:.2f} GB)"
+        f"scored {result.population.height:,} people and explained {result.publication.team_list.height:,} listed "
+        f"people as of {as_of} in {seconds:.1f} s (peak RSS so far {peak_gb:.2f} GB)"
     )
 
     truth = pl.read_parquet(settings.home / "synthetic" / "truth.parquet").filter(
-        (pl.col("index_date") == result.as_of) & (pl.col("outcome") == "emergency_admission")
+        (pl.col("index_date") == as_of) & (pl.col("outcome") == "emergency_admission")
     )
     from features.build import build_features
 
-    prior = (
-        build_features(tables, result.as_of).select("person_id", "emergency_admissions_12m", "cost_total_12m").collect()
-    )
+    prior = build_features(tables, as_of).select("person_id", "emergency_admissions_12m", "cost_total_12m").collect()
     frame = (
         result.population.select("person_id", "ranking_score")
         .join(prior, on="person_id")

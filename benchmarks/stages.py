@@ -145,15 +145,7 @@ def weekly(db: str, home: str, batch_dir: str) -> dict[str, Any]:
     store(settings.db, result)
     parts["store"] = time.perf_counter() - step
     step = time.perf_counter()
-    report = publish(
-        settings.outputs,
-        result.team_list,
-        result.explanations,
-        result.leavers,
-        result.activity,
-        result.population_summary,
-        result.opted_out_ids,
-    )
+    report = publish(settings.outputs, result.publication)
     parts["publish"] = time.perf_counter() - step
     return {
         "work_seconds": time.perf_counter() - started,

@@ -122,18 +122,9 @@ def publish_task(settings: Settings, result: Any, reidentification: dict[str, st
     from pipelines.publish import publish
 
     lookups = {team: pl.read_csv(path, infer_schema=False) for team, path in (reidentification or {}).items()}
-    report = publish(
-        settings.outputs,
-        result.team_list,
-        result.explanations,
-        result.leavers,
-        result.activity,
-        result.population_summary,
-        result.opted_out_ids,
-        reidentification=lookups,
-    )
+    report = publish(settings.outputs, result.publication, reidentification=lookups)
     return {
-        "folder": str(settings.outputs / result.as_of.isoformat()),
+        "folder": str(settings.outputs / result.publication.provenance.as_of.isoformat()),
         "files": len(report.files),
         "teams": report.teams,
         "people_listed": report.people_listed,
@@ -153,17 +144,18 @@ def score(
     result = score_task(settings, as_of)
     published = publish_task(settings, result, reidentification)
     counts = result.counts()
+    prov = result.publication.provenance
     create_table_artifact(
         key="weekly-score-counts",
         table=[{"measure": k, "value": v} for k, v in counts.items()],
-        description=f"Run {result.run_id} as of {result.as_of}: aggregate counts only.",
+        description=f"Run {prov.run_id} as of {prov.as_of}: aggregate counts only.",
     )
     return {
-        "run_id": result.run_id,
-        "as_of": str(result.as_of),
+        "run_id": prov.run_id,
+        "as_of": str(prov.as_of),
         "counts": counts,
         "published": published,
-        "model_versions": result.model_versions,
+        "model_versions": dict(prov.model_versions),
     }
 
 

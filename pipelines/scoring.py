@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,8 @@ from features.catalogue import CATALOGUE, explain_phrase
 from features.inputs import Tables, add_months
 from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, team_lists, week_on_week
 from pipelines.ingest import cost_currency
+from pipelines.publish import Provenance, Publication
+from pipelines.publish.publication import ACTIVITY_MONTHS
 from pipelines.settings import Settings
 from pipelines.warehouse import batch_ids, earliest_event_date, latest_extract_date, read_tables
 
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("riskstrat.score")
 
 RECENT_DISCHARGE_DAYS = 30
-ACTIVITY_MONTHS = 24
 
 # Each activity table as timeline rows: (setting, date column, detail expression).
 _TIMELINE: dict[str, tuple[str, str, pl.Expr]] = {
@@ -55,27 +56,18 @@ _TIMELINE: dict[str, tuple[str, str, pl.Expr]] = {
 
 @dataclass
 class ScoreResult:
-    run_id: str
-    as_of: date
-    ranking_outcome: str
-    model_versions: dict[str, str]
-    data_batches: list[str]
-    population: pl.DataFrame
-    team_list: pl.DataFrame
-    explanations: pl.DataFrame
-    leavers: pl.DataFrame
-    activity: pl.DataFrame
-    population_summary: pl.DataFrame
-    opted_out_ids: set[str] = field(repr=False, default_factory=set)
+    population: pl.DataFrame  # everyone scored, with each outcome's risk and the tier
+    publication: Publication  # what publishing writes: the lists, reasons, leavers, activity, provenance
 
     def counts(self) -> dict[str, int]:
         """Aggregate counts only: safe for logs and Prefect artifacts."""
         tiers = dict(self.population.group_by("tier").len().iter_rows())
+        team_list = self.publication.team_list
         return {
             "people_scored": self.population.height,
-            "people_listed": self.team_list.height,
-            "teams": self.team_list["team_id"].n_unique(),
-            "leavers": self.leavers.height,
+            "people_listed": team_list.height,
+            "teams": team_list["team_id"].n_unique(),
+            "leavers": self.publication.leavers.height,
             **{f"tier_{k.replace(' ', '_')}": int(v) for k, v in sorted(tiers.items())},
         }
 
@@ -87,7 +79,7 @@ def run_id_for(as_of: date, model_versions: dict[str, str], batches: list[str]) 
 
 
 def score_population(settings: Settings, as_of: date | None = None, tables: Tables | None = None) -> ScoreResult:
-    from models.explain import explain
+    from models.explain import EXPLANATION_SCALE, explain
     from models.registry import ModelRegistry
 
     as_of = as_of or latest_extract_date(settings.db)
@@ -129,23 +121,28 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
     listed = features.join(marked.select("person_id"), on="person_id", how="semi")
     currency = cost_currency(settings.db)
     explanations = _phrased(explain(models[ranking], listed, settings.scoring.top_reasons), marked, currency)
-    team_list = _list_rows(
-        marked, explanations, tables, as_of, run_id, versions, batches, ranking, settings
-    ).with_columns(cost_currency=pl.lit(currency), social_care_package=_package_text(currency))
-    return ScoreResult(
+    provenance = Provenance(
         run_id=run_id,
         as_of=as_of,
-        ranking_outcome=ranking,
         model_versions=versions,
-        data_batches=batches,
-        population=population,
+        data_batches=tuple(batches),
+        ranking_outcome=ranking,
+        explain_scale=EXPLANATION_SCALE,
+        cost_currency=currency,
+    )
+    team_list = _list_rows(marked, explanations, tables, as_of, ranking).with_columns(
+        social_care_package=_package_text(currency)
+    )
+    publication = Publication(
+        provenance=provenance,
         team_list=team_list,
         explanations=explanations.select(*_EXPLANATION_COLUMNS),
         leavers=leavers,
         activity=activity_timeline(tables, marked.select("person_id"), as_of),
         population_summary=_population_summary(population, teams, risk_col),
-        opted_out_ids=opted_out,
+        opted_out_ids=frozenset(opted_out),
     )
+    return ScoreResult(population=population, publication=publication)
 
 
 def _calibrated(model: TrainedModel, raw_logodds: np.ndarray) -> np.ndarray:
@@ -159,18 +156,8 @@ _SERVICE_FEATURES = ("asc_current_service", "asc_weekly_cost_now", "in_residenti
 
 
 def _list_rows(
-    marked: pl.DataFrame,
-    explanations: pl.DataFrame,
-    tables: Tables,
-    as_of: date,
-    run_id: str,
-    versions: dict[str, str],
-    batches: list[str],
-    ranking: str,
-    settings: Settings,
+    marked: pl.DataFrame, explanations: pl.DataFrame, tables: Tables, as_of: date, ranking: str
 ) -> pl.DataFrame:
-    from models.explain import EXPLANATION_SCALE
-
     reasons = (
         explanations.sort(["person_id", "reason_rank"])
         .group_by("person_id", maintain_order=True)
@@ -185,17 +172,11 @@ def _list_rows(
     return (
         marked.join(reasons, on="person_id", how="left")
         .with_columns(
-            run_id=pl.lit(run_id),
-            as_of=pl.lit(as_of),
-            model_versions=pl.lit(";".join(f"{o}={v}" for o, v in sorted(versions.items()))),
-            data_batches=pl.lit(describe_batches(batches)),
             age_band=age_band(pl.col("age")),
             sex=pl.col("sex").replace_strict(sex_labels, default="Not known"),
-            ranking_outcome=pl.lit(ranking),
             risk=pl.col(f"risk_{ranking}"),
             in_care_home=pl.col("in_residential_or_nursing_care").fill_null(False),
             recent_discharge=pl.col("person_id").is_in(discharged.implode()),
-            explain_scale=pl.lit(EXPLANATION_SCALE),
         )
         .sort(["team_id", "rank"])
     )
@@ -365,12 +346,6 @@ def _has_table(con: Any, name: str) -> bool:
     return bool(con.execute(query, [name]).fetchall()[0][0])
 
 
-def describe_batches(batches: list[str]) -> str:
-    if not batches:
-        return "none"
-    return batches[0] if len(batches) == 1 else f"{batches[0]} .. {batches[-1]} ({len(batches)} batches)"
-
-
 HISTORY_DDL = (
     "CREATE TABLE IF NOT EXISTS team_list_history (run_id VARCHAR, as_of DATE, team_id VARCHAR, person_id VARCHAR, "
     "rank BIGINT, risk DOUBLE)",
@@ -384,20 +359,26 @@ def store(db_path: Path, result: ScoreResult) -> None:
     Atomic, and idempotent per as-of date: a rerun for the same date replaces that date's rows."""
     from pipelines.warehouse import connect
 
+    prov = result.publication.provenance
     risk_cols = [c for c in result.population.columns if c.startswith("risk_")]
     scores = result.population.unpivot(
         index=["person_id", "tier", "population_rank"], on=risk_cols, variable_name="outcome", value_name="risk"
     ).select(
-        pl.lit(result.run_id).alias("run_id"),
-        pl.lit(result.as_of).alias("as_of"),
+        pl.lit(prov.run_id).alias("run_id"),
+        pl.lit(prov.as_of).alias("as_of"),
         "person_id",
         pl.col("outcome").str.strip_prefix("risk_"),
         "risk",
         "tier",
         "population_rank",
     )
-    history = result.team_list.select(
-        "run_id", "as_of", "team_id", "person_id", "rank", pl.col("risk").cast(pl.Float64)
+    history = result.publication.team_list.select(
+        pl.lit(prov.run_id).alias("run_id"),
+        pl.lit(prov.as_of).alias("as_of"),
+        "team_id",
+        "person_id",
+        "rank",
+        pl.col("risk").cast(pl.Float64),
     )
     with connect(db_path, read_only=False) as con:
         con.execute("BEGIN TRANSACTION")
@@ -405,7 +386,7 @@ def store(db_path: Path, result: ScoreResult) -> None:
             for ddl in HISTORY_DDL:
                 con.execute(ddl)
             for table, frame in (("risk_scores", scores), ("team_list_history", history)):
-                con.execute(f"DELETE FROM {table} WHERE as_of = ?", [result.as_of])
+                con.execute(f"DELETE FROM {table} WHERE as_of = ?", [prov.as_of])
                 con.register("incoming", frame.to_arrow())
                 con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
                 con.unregister("incoming")

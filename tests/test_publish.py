@@ -7,7 +7,7 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +16,29 @@ import openpyxl
 import polars as pl
 import pytest
 
-from pipelines import publish as publish_module
-from pipelines.publish import PublishReport, aggregate_summary, publish, suppress
+from pipelines.publish import (
+    Provenance,
+    Publication,
+    PublishReport,
+    aggregate_summary,
+    commissioners,
+    html,
+    publish,
+    suppress,
+)
 
 AS_OF = date(2026, 11, 23)
 RUN_ID = "run-2026-11-23-01"
 MODEL_VERSIONS = "emergency_admission=v0002;high_cost=v0001"
-DATA_BATCHES = "b0101;b0102"
+DATA_BATCHES = "b0101 .. b0102 (2 batches)"
+PROVENANCE = Provenance(
+    run_id=RUN_ID,
+    as_of=AS_OF,
+    model_versions={"high_cost": "v0001", "emergency_admission": "v0002"},
+    data_batches=("b0101", "b0102"),
+    ranking_outcome="emergency_admission",
+    explain_scale="log-odds",
+)
 BASE = -3.2
 OPTED_OUT = "opted_out_person"
 # An NHS number held only in team T1's key, for a person on team T2's list: it must never be written.
@@ -32,10 +48,6 @@ LEAKY_NHS_NUMBER = "9990001112"
 def _person(team: str, rank: int, person_id: str, **overrides: Any) -> dict[str, Any]:
     names = {"T1": "North Locality MDT", "T2": "South Locality MDT"}
     row: dict[str, Any] = {
-        "run_id": RUN_ID,
-        "as_of": AS_OF,
-        "model_versions": MODEL_VERSIONS,
-        "data_batches": DATA_BATCHES,
         "team_id": team,
         "team_name": names[team],
         "gp_practice": f"{team}P1",
@@ -43,7 +55,6 @@ def _person(team: str, rank: int, person_id: str, **overrides: Any) -> dict[str,
         "person_id": person_id,
         "age_band": "70-79",
         "sex": "Female",
-        "ranking_outcome": "emergency_admission",
         "risk": 0.30,
         "tier": "high",
         "reasons": "2 emergency admissions in the last 12 months; heart failure",
@@ -57,7 +68,6 @@ def _person(team: str, rank: int, person_id: str, **overrides: Any) -> dict[str,
         "on_last_weeks_list": True,
         "change": "steady",
         "previous_rank": rank,
-        "explain_scale": "log-odds",
         "base_logodds": BASE,
     }
     return row | overrides
@@ -264,17 +274,21 @@ class Published:
 
 
 def _publish(out_dir: Path, **overrides: Any) -> PublishReport:
+    """Publish the scenario people; `overrides` replace a frame or the provenance of the publication, or set
+    `reidentification` or `workers`."""
     team_list = overrides.pop("team_list", _team_list())
-    args: dict[str, Any] = {
+    reidentification = overrides.pop("reidentification", _reidentification())
+    workers = overrides.pop("workers", None)
+    fields: dict[str, Any] = {
+        "provenance": PROVENANCE,
         "team_list": team_list,
         "explanations": _explanations(team_list),
         "leavers": _leavers(),
         "activity": _activity(),
         "population_summary": _population_summary(),
-        "opted_out_ids": {OPTED_OUT},
-        "reidentification": _reidentification(),
+        "opted_out_ids": frozenset({OPTED_OUT}),
     } | overrides
-    return publish(out_dir, **args)
+    return publish(out_dir, Publication(**fields), reidentification=reidentification, workers=workers)
 
 
 @pytest.fixture(scope="module")
@@ -428,10 +442,8 @@ def test_only_known_columns_are_published(tmp_path: Path) -> None:
 
 def test_a_run_with_some_outcomes_in_dollars_states_the_currency(tmp_path: Path) -> None:
     # A small foreign population: two outcomes modelled, costs in USD as the source recorded them.
-    team_list = (
-        _team_list().drop("risk_frequent_user", "risk_care_home_admission").with_columns(cost_currency=pl.lit("USD"))
-    )
-    _publish(tmp_path, team_list=team_list, reidentification=None)
+    team_list = _team_list().drop("risk_frequent_user", "risk_care_home_admission")
+    _publish(tmp_path, team_list=team_list, provenance=replace(PROVENANCE, cost_currency="USD"), reidentification=None)
     run = tmp_path / AS_OF.isoformat()
     assert json.loads((run / "manifest.json").read_text())["provenance"]["cost_currency"] == "USD"
     assert "costs in USD" in (run / "teams/T1/index.html").read_text()
@@ -572,7 +584,7 @@ def test_failed_publish_leaves_the_destination_untouched(tmp_path: Path, monkeyp
     _publish(tmp_path)
     before = _snapshot(tmp_path / AS_OF.isoformat())
     calls = {"n": 0}
-    real = publish_module._person_page_html
+    real = html.person_page
 
     def crash_on_second_page(*args: Any, **kwargs: Any) -> str:
         calls["n"] += 1
@@ -580,7 +592,7 @@ def test_failed_publish_leaves_the_destination_untouched(tmp_path: Path, monkeyp
             raise OSError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(publish_module, "_person_page_html", crash_on_second_page)
+    monkeypatch.setattr(html, "person_page", crash_on_second_page)
     changed = _team_list().with_columns(reasons=pl.lit("something new"))
     with pytest.raises(OSError, match="disk full"):
         _publish(tmp_path, team_list=changed)
@@ -592,7 +604,7 @@ def test_failed_first_publish_leaves_no_folder(tmp_path: Path, monkeypatch: pyte
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("crash while writing the summary")
 
-    monkeypatch.setattr(publish_module, "_publish_commissioners", boom)
+    monkeypatch.setattr(commissioners, "publish_commissioners", boom)
     with pytest.raises(RuntimeError):
         _publish(tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -97,15 +97,7 @@ def run_golden(home: Path) -> dict[str, str]:
     train_all(settings, generated.truth_path)
     result = score_population(settings)
     store(settings.db, result)
-    publish(
-        settings.outputs,
-        result.team_list,
-        result.explanations,
-        result.leavers,
-        result.activity,
-        result.population_summary,
-        result.opted_out_ids,
-    )
+    publish(settings.outputs, result.publication)
     return digest(home)
 
 

@@ -1,0 +1,94 @@
+"""The run folder: built in a temporary sibling folder and renamed into place, so a crash never leaves a
+half-written week; every file written is recorded (rows, sha256, bytes) for the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.publish.publication import Provenance
+
+
+@dataclass(frozen=True)
+class Written:
+    path: str
+    rows: int
+    sha256: str
+    bytes: int
+    sheets: dict[str, int] | None = None
+
+
+class Folder:
+    """Writes files under one root and remembers each one (relative path, rows, sha256) for the manifest."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.written: list[Written] = []
+        self._made: set[Path] = set()
+
+    def write(self, rel: str, data: bytes | str, rows: int, sheets: dict[str, int] | None = None) -> None:
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        path = self.root / rel
+        if path.parent not in self._made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(path.parent)
+        path.write_bytes(payload)
+        digest = hashlib.sha256(payload).hexdigest()
+        self.written.append(Written(rel, rows, digest, len(payload), sheets))
+
+
+@contextmanager
+def staging_dir(dest: Path) -> Iterator[Path]:
+    """Yield a temporary folder next to `dest`; on success swap it in for `dest`, on failure delete it.
+
+    Same parent, so the rename stays on one filesystem. The old folder is moved aside before the new
+    one moves in and is restored if that fails, so `dest` is always either the old run or the new one
+    (apart from the instant between the two renames: Linux has no portable atomic directory swap)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        yield staging
+        _swap_into_place(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(staging: Path, dest: Path) -> None:
+    if not dest.exists():
+        os.rename(staging, dest)
+        return
+    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(dest, old)
+    try:
+        os.rename(staging, dest)
+    except BaseException:
+        os.rename(old, dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_manifest(folder: Folder, prov: Provenance, teams: int, people: int, dropped: int) -> None:
+    files = []
+    for w in sorted(folder.written, key=lambda w: w.path):
+        entry: dict[str, Any] = {"path": w.path, "rows": w.rows, "sha256": w.sha256, "bytes": w.bytes}
+        if w.sheets is not None:
+            entry["sheets"] = w.sheets
+        files.append(entry)
+    manifest = {
+        "provenance": prov.as_dict(),
+        "teams": teams,
+        "people_listed": people,
+        "guard_dropped": dropped,
+        "files": files,
+    }
+    (folder.root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

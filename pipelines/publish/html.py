@@ -1,0 +1,254 @@
+"""The HTML pages, rendered from the Jinja2 templates in `templates/` (autoescaped) with the styles and scripts
+in `static/` inlined, so every page is one self-contained file. Python here only gathers what a template shows;
+the wording and the markup are the templates'. Charts are inline SVG from `charts`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from functools import cache
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.ext import Extension
+from markupsafe import Markup
+
+from data_contracts.reference import money_prefix
+from pipelines.publish import charts
+from pipelines.publish.charts import TimelineEvent, WaterfallStep, fmt_pct, tier_colours
+from pipelines.publish.publication import OPTED_OUT, OUTCOME_RISK_COLUMNS, Provenance
+from pipelines.publish.wording import (
+    ALL_TIERS,
+    HOW_TO_READ,
+    LEAVER_WORDS,
+    TIER_ORDER,
+    opted_out_sentence,
+    outcome_words,
+    services,
+    tier_order,
+    uk_date,
+)
+
+if TYPE_CHECKING:
+    from pipelines.publish.teams import TeamData
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+STATIC_DIR = Path(__file__).with_name("static")
+SETTING_ORDER = ("emergency admission", "elective admission", "A&E", "outpatient", "GP", "community", "social care")
+
+
+class LineBreaksBetweenTags(Extension):
+    """Templates are laid out one element per line; the pages are not. A line break (and the indentation after
+    it) between two tags or template statements is dropped when a template is loaded, so a page comes out as
+    one compact line of markup. Text keeps its spaces: write a space where one should show between two inline
+    elements (a line break there shows nothing)."""
+
+    _BETWEEN_TAGS = re.compile(r"(>|%\}|\}\}|#\})[ \t]*\n\s*(?=<|\{[%{#])")
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return self._BETWEEN_TAGS.sub(r"\1", source)
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ value }}` is escaped with `html.escape` (None prints nothing): the same entities wherever a page
+    is rendered, and markup (SVG, macros) passes through unchanged."""
+    if value is None:
+        return ""
+    if hasattr(value, "__html__"):
+        return value
+    return Markup(escape(str(value)))
+
+
+@cache
+def asset(name: str) -> Markup:
+    """A file from `static/`, inlined into a page (CSS, JavaScript)."""
+    return Markup((STATIC_DIR / name).read_text(encoding="utf-8"))
+
+
+def money(amount: float, currency: str) -> str:
+    return f"{money_prefix(currency)}{amount:,.0f}"
+
+
+@cache
+def environment() -> Environment:
+    """The one Jinja2 environment of the pages (one per process: worker processes build their own)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+        extensions=[LineBreaksBetweenTags],
+    )
+    env.globals.update(
+        asset=asset,
+        tier_colours=tier_colours,
+        pct=fmt_pct,
+        uk_date=uk_date,
+        outcome_words=outcome_words,
+        opted_out_sentence=opted_out_sentence,
+        money=money,
+        all_tiers=ALL_TIERS,
+    )
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
+
+
+# --- a team's list -------------------------------------------------------------------------------------------------
+
+
+def team_page(team: TeamData, prov: Provenance) -> str:
+    rows = [
+        {
+            **row,
+            "tier_sort": TIER_ORDER.index(row["tier"]) if row.get("tier") in TIER_ORDER else len(TIER_ORDER),
+            "services": services(row),
+            "name": row.get("name"),
+            "nhs_number": row.get("nhs_number"),
+        }
+        for row in team.rows.iter_rows(named=True)
+    ]
+    named = team.leavers.filter(pl.col("reason") != OPTED_OUT)
+    leavers = [
+        {**r, "name": r.get("name"), "why": LEAVER_WORDS.get(r["reason"], r["reason"])}
+        for r in named.iter_rows(named=True)
+    ]
+    return render(
+        "list.html",
+        team=team,
+        prov=prov,
+        rows=rows,
+        stats=_team_stats(team),
+        leavers=leavers,
+        opted_out=team.leavers.height - named.height,
+        how_to_read=HOW_TO_READ,
+    )
+
+
+def _team_stats(team: TeamData) -> list[tuple[int, str]]:
+    counts = dict(team.rows.group_by(pl.col("tier").fill_null("unknown")).len().iter_rows())
+    changes = dict(team.rows.group_by(pl.col("change").fill_null("unknown")).len().iter_rows())
+    stats = [(team.rows.height, "people listed")]
+    stats += [(counts[t], f"{t} tier") for t in tier_order(list(counts))]
+    stats += [(changes.get(c, 0), f"{c} this week") for c in ("new", "rising", "falling")]
+    stats.append((team.leavers.height, "left the list"))
+    return stats
+
+
+# --- a person's page -----------------------------------------------------------------------------------------------
+
+
+def person_page(
+    row: dict[str, Any],
+    reasons: list[dict[str, Any]],
+    activity: list[dict[str, Any]],
+    team: TeamData,
+    prov: Provenance,
+    window: tuple[date, date],
+) -> str:
+    row = {"name": None, "nhs_number": None, **row}
+    complete = row.get("logodds") is not None
+    final_label = "This person's score" if complete else "Score from these reasons"
+    waterfall = charts.waterfall_svg(
+        float(row["base_logodds"]), _waterfall_steps(row, reasons), prov.explain_scale, final_label
+    )
+    events = _timeline_events(activity, prov.cost_currency)
+    risks = [
+        (label, fmt_pct(row[col]), col == f"risk_{prov.ranking_outcome}")
+        for col, label in OUTCOME_RISK_COLUMNS.items()
+        if row.get(col) is not None
+    ]
+    return render(
+        "person.html",
+        row=row,
+        team=team,
+        prov=prov,
+        risks=risks,
+        services=services(row),
+        waterfall=Markup(waterfall),
+        complete=complete,
+        timeline=Markup(charts.timeline_svg(events, window[0], window[1], SETTING_ORDER)),
+        contacts=len(events),
+        window=window,
+        recorded_cost=sum(a["cost"] for a in activity if a.get("cost") is not None),
+    )
+
+
+def _waterfall_steps(row: dict[str, Any], reasons: list[dict[str, Any]]) -> list[WaterfallStep]:
+    steps = [
+        WaterfallStep(
+            r["phrase"] or r["feature_label"] or r["feature"],
+            float(r["contribution"] or 0.0),
+            f"{r['feature_label']}: {r['value']}",
+        )
+        for r in sorted(reasons, key=lambda r: r["reason_rank"])
+    ]
+    # With the person's total score we can show everything not in the top reasons as one bar, so the chart
+    # ends at their real score; without it the chart ends at base + the shown reasons (and says so).
+    if row.get("logodds") is not None:
+        shown = sum(s.contribution for s in steps)
+        rest = float(row["logodds"]) - float(row["base_logodds"]) - shown
+        steps.append(WaterfallStep("All other factors together", rest))
+    return steps
+
+
+def _timeline_events(activity: list[dict[str, Any]], currency: str) -> list[TimelineEvent]:
+    events = []
+    for a in activity:
+        cost = f" · {money(a['cost'], currency)}" if a.get("cost") is not None else ""
+        detail = f" · {a['detail']}" if a.get("detail") else ""
+        events.append(
+            TimelineEvent(a["event_date"], a["setting"], f"{uk_date(a['event_date'])} · {a['setting']}{detail}{cost}")
+        )
+    return events
+
+
+# --- the commissioners' summary ------------------------------------------------------------------------------------
+
+
+def summary_page(summary: pl.DataFrame, prov: Provenance, teams: dict[str, str]) -> str:
+    by_tier = summary.filter((pl.col("breakdown") == "all people") & (pl.col("tier") != ALL_TIERS))
+    items = [
+        charts.BarItem(r["tier"], _published_number(r["people"]), r["people"], tier_colours(r["tier"])[0])
+        for r in by_tier.iter_rows(named=True)
+    ]
+    tier_rows = summary.filter(pl.col("breakdown") == "all people").select("tier", "people", "expected_events")
+    crosstabs = [
+        _crosstab(summary, breakdown, title, labeller)
+        for breakdown, title, labeller in (
+            ("team", "People by team and tier", lambda g: f"{teams.get(g, g)} ({g})"),
+            ("age band", "People by age band and tier", str),
+            ("deprivation quintile", "People by deprivation quintile (IMD) and tier", _quintile_label),
+        )
+    ]
+    return render(
+        "summary.html",
+        prov=prov,
+        chart=Markup(charts.bar_chart_svg(items, "People by risk tier (suppressed and rounded counts)")),
+        tier_rows=list(tier_rows.iter_rows()),
+        crosstabs=crosstabs,
+    )
+
+
+def _published_number(text: str) -> float | None:
+    return None if text == "*" else float(text)
+
+
+def _quintile_label(group: str) -> str:
+    return {"1": "1 (most deprived)", "5": "5 (least deprived)"}.get(group, group)
+
+
+def _crosstab(summary: pl.DataFrame, breakdown: str, title: str, label: Any) -> tuple[str, list, list]:
+    part = summary.filter(pl.col("breakdown") == breakdown)
+    tiers = list(dict.fromkeys(part["tier"].to_list()))
+    cells = {(r["group"], r["tier"]): r["people"] for r in part.iter_rows(named=True)}
+    groups = list(dict.fromkeys(part["group"].to_list()))
+    return title, tiers, [(label(g), [cells[(g, t)] for t in tiers]) for g in groups]

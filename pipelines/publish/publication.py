@@ -1,0 +1,151 @@
+"""The typed input of publishing: one `Publication` (the frames scoring produced) and its `Provenance`.
+
+Scoring builds one `Publication` and hands it over whole; nothing else carries a run's provenance. The frames
+hold person rows only: the provenance columns every list row carries (`run_id`, `as_of`, ...) are stamped from
+`Provenance` when the files are written, so they cannot disagree with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from data_contracts.reference import REFERENCE_CURRENCY
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where one run's outputs came from, written on every list row, page footer and the manifest."""
+
+    run_id: str
+    as_of: date
+    model_versions: Mapping[str, str]  # outcome -> registry version
+    data_batches: tuple[str, ...]  # batch ids, in load order
+    ranking_outcome: str
+    explain_scale: str
+    cost_currency: str = REFERENCE_CURRENCY
+
+    @property
+    def model_versions_text(self) -> str:
+        return ";".join(f"{o}={v}" for o, v in sorted(self.model_versions.items()))
+
+    @property
+    def data_batches_text(self) -> str:
+        batches = self.data_batches
+        if not batches:
+            return "none"
+        return batches[0] if len(batches) == 1 else f"{batches[0]} .. {batches[-1]} ({len(batches)} batches)"
+
+    def list_columns(self) -> dict[str, Any]:
+        """The provenance columns of a team list, as {column: value}."""
+        return {
+            "run_id": self.run_id,
+            "as_of": self.as_of,
+            "model_versions": self.model_versions_text,
+            "data_batches": self.data_batches_text,
+            "ranking_outcome": self.ranking_outcome,
+            "explain_scale": self.explain_scale,
+        }
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "run_id": self.run_id,
+            "as_of": self.as_of.isoformat(),
+            "model_versions": self.model_versions_text,
+            "data_batches": self.data_batches_text,
+            "explain_scale": self.explain_scale,
+            "ranking_outcome": self.ranking_outcome,
+            "cost_currency": self.cost_currency,
+        }
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Everything one run publishes. Frames follow `TEAM_LIST_COLUMNS` and `SCHEMAS`; `publish()` checks them."""
+
+    provenance: Provenance
+    team_list: pl.DataFrame  # one row per listed person per team, ranked
+    explanations: pl.DataFrame  # each listed person's top reasons
+    leavers: pl.DataFrame  # who left each team's list since last week, and why
+    activity: pl.DataFrame  # the listed people's contacts with services, for the timelines
+    population_summary: pl.DataFrame  # one row per eligible person, aggregated for the commissioners
+    opted_out_ids: frozenset[str] = field(default=frozenset(), repr=False)
+
+
+# Provenance columns on every CSV row (and the commissioners' CSV), written last.
+PROVENANCE_COLUMNS = ("run_id", "as_of", "model_versions", "data_batches")
+OUTCOME_RISK_COLUMNS = {
+    "risk_emergency_admission": "Emergency admission",
+    "risk_high_cost": "High cost",
+    "risk_frequent_user": "Frequent user of services",
+    "risk_care_home_admission": "Care home admission",
+    "risk_unplanned_care": "Unplanned care",
+}
+# A team list's columns in the order the CSV writes them; the ones `Provenance.list_columns()` stamps are
+# not expected in the frame.
+LIST_COLUMNS = (
+    *PROVENANCE_COLUMNS,
+    "team_id",
+    "team_name",
+    "gp_practice",
+    "rank",
+    "person_id",
+    "age_band",
+    "sex",
+    "ranking_outcome",
+    "risk",
+    "tier",
+    "reasons",
+    *OUTCOME_RISK_COLUMNS,
+    "social_care_package",
+    "in_care_home",
+    "recent_discharge",
+    "on_last_weeks_list",
+    "change",
+    "previous_rank",
+    "explain_scale",
+    "base_logodds",
+)
+STAMPED_COLUMNS = ("run_id", "as_of", "model_versions", "data_batches", "ranking_outcome", "explain_scale")
+TEAM_LIST_COLUMNS = tuple(c for c in LIST_COLUMNS if c not in STAMPED_COLUMNS)
+# The person's total model score on the explanation scale: when given, the waterfall ends exactly there.
+OPTIONAL_LIST_COLUMNS = ("logodds",)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "explanations": {
+        "person_id": pl.String,
+        "team_id": pl.String,
+        "reason_rank": pl.Int64,
+        "feature": pl.String,
+        "feature_label": pl.String,
+        "value": pl.String,
+        "contribution": pl.Float64,
+        "phrase": pl.String,
+        "direction": pl.String,
+    },
+    "leavers": {"team_id": pl.String, "person_id": pl.String, "previous_rank": pl.Int64, "reason": pl.String},
+    "activity": {
+        "person_id": pl.String,
+        "event_date": pl.Date,
+        "setting": pl.String,
+        "detail": pl.String,
+        "cost": pl.Float64,
+    },
+    "population_summary": {
+        "team_id": pl.String,
+        "tier": pl.String,
+        "age_band": pl.String,
+        "imd_quintile": pl.Int64,
+        "expected_events": pl.Float64,
+    },
+    "reidentification": {"person_id": pl.String, "nhs_number": pl.String, "name": pl.String},
+}
+SUMMARY_COLUMNS = tuple(SCHEMAS["population_summary"])
+REID_COLUMNS = ("nhs_number", "name")
+OPTED_OUT = "opted out"
+"""The leaver reason of a person who opted out: such leavers are only ever counted."""
+ACTIVITY_MONTHS = 24
+"""The person pages' timeline shows this many months of contacts, up to the as-of date."""

@@ -1,0 +1,65 @@
+"""Words and formats shared by the workbook and the pages: tier order, what a change or a leaver's reason
+says, dates the UK way. (The pages' own wording lives in their templates.)"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from pipelines.publish.charts import MONTHS
+
+TIER_ORDER = ("very high", "high", "moderate", "low")
+ALL_TIERS = "all tiers"
+"""The commissioners' summary's row of every tier together."""
+HOW_TO_READ = (
+    "Everyone here is registered with a practice your team covers and is among the people most likely to have "
+    "the outcome named at the top in the coming year. Rank 1 is the highest risk in your team.",
+    "Risk is a calibrated probability: 30% means that about 3 in 10 people with similar records had the outcome.",
+    "Tier shows where the person sits in the whole population: very high, high, moderate or low.",
+    "Reasons are the factors that moved this person's score most, in plain words. They describe what the model "
+    "noticed in the records, not what caused the risk, and they can be out of date.",
+    "Change compares with last week's list: new, rising, falling or steady.",
+    "This list supports clinical judgement; it does not replace it. Check the record and what the team knows of "
+    "the person before acting.",
+)
+CHANGE_WORDS = {
+    "new": ("New", "New to the list this week"),
+    "rising": ("Rising", "Risk has risen since last week"),
+    "falling": ("Falling", "Risk has fallen since last week"),
+}
+LEAVER_WORDS = {
+    "died": "Died",
+    "moved team": "Moved to another team's list",
+    "risk fell": "Risk fell below this week's cut-off",
+}
+
+
+def tier_order(tiers: Sequence[str]) -> list[str]:
+    return [t for t in TIER_ORDER if t in tiers] + sorted(set(tiers) - set(TIER_ORDER))
+
+
+def uk_date(day: date) -> str:
+    # Not strftime: it is locale-dependent and, called for every activity row, noticeably slow.
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def outcome_words(outcome: str) -> str:
+    return outcome.replace("_", " ")
+
+
+def opted_out_sentence(n: int) -> str:
+    people = "person" if n == 1 else "people"
+    return f"{n} {people} left because they opted out (not named)"
+
+
+def services(row: dict[str, Any]) -> list[str]:
+    """A listed person's current services, in words."""
+    items: list[str] = []
+    if row.get("in_care_home"):
+        items.append("Lives in a care home")
+    if row.get("recent_discharge"):
+        items.append("Discharged from hospital in the last 30 days")
+    if row.get("social_care_package"):
+        items.append(f"Social care: {row['social_care_package']}")
+    return items
