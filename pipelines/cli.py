@@ -208,7 +208,7 @@ def import_(
         str,
         typer.Option(
             help="Mapping file (TOML), or a shipped mapping: cld (Adult Social Care Client Level Data), "
-            "synthea_native, synthea_flat."
+            "synthea_native, synthea_flat, omop (OMOP CDM v5.3/v5.4, CSV or Parquet)."
         ),
     ],
     out: Annotated[Path, typer.Option(help="Batch folder to write (must not exist or be empty).")],
@@ -238,6 +238,10 @@ def import_(
         table.add_column(col, justify="right" if col in ("rows in", "written", "dropped") else "left")
     for f in report.files:
         table.add_row(f.file, "(file)", f"{f.rows_read:,}", "", "", "rows read")
+        for rule in f.rules:
+            table.add_row(
+                f.file, rule.table, f"{rule.rows:,}", "", "", f"taken by rule {rule.rule!r} (line {rule.line})"
+            )
         for reason, n in f.not_taken.items():
             table.add_row(f.file, "(none)", "", "", f"{n:,}", reason)
     for t in report.tables:
@@ -247,6 +251,8 @@ def import_(
     for name, reason in report.unused_files.items():
         table.add_row(name, "(unused)", "", "", "", reason)
     console.print(table)
+    if report.warnings:
+        console.print(f"[yellow]{len(report.warnings)} warning(s)[/yellow] (above, and in batch.json for the ingest)")
     console.print(
         f"batch {report.batch_id} written to {report.batch_dir} (extract date {report.extract_date}, costs in "
         f"{report.currency}); next: riskstrat ingest {report.batch_dir}"

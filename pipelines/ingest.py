@@ -38,7 +38,7 @@ import polars as pl
 
 from data_contracts.costs import add_derived_costs
 from data_contracts.errors import DomainError
-from data_contracts.importer import BATCH_MANIFEST
+from data_contracts.importer import BATCH_MANIFEST, ImportWarning, recorded_warnings
 from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.schema import Table
 from data_contracts.settings import IngestSettings
@@ -121,6 +121,7 @@ class IngestReport:
     tables: list[TableCounts] = field(default_factory=list)
     quarantine_reasons: dict[tuple[str, str], int] = field(default_factory=dict)
     seconds: float = 0.0
+    data_quality_warnings: list[ImportWarning] = field(default_factory=list)  # from the import, in batch.json
 
 
 @dataclass(frozen=True)
@@ -569,6 +570,7 @@ def ingest_batch(
     finally:
         con.close()
     report = IngestReport(batch.batch_id, "loaded", counts, dict(reasons), time.perf_counter() - started)
+    report.data_quality_warnings = recorded_warnings(batch_dir)
     _log_summary(report)
     return report
 
@@ -582,6 +584,14 @@ def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _log_summary(report: IngestReport) -> None:
+    for warning in report.data_quality_warnings:
+        log.warning(
+            "batch %s: data-quality warning (%s, %s rows): %s",
+            report.batch_id,
+            warning.kind,
+            warning.rows,
+            warning.message,
+        )
     for (table, reason), n in sorted(report.quarantine_reasons.items()):
         log.info("batch %s %s: %d row(s) quarantined for %s", report.batch_id, table, n, reason)
     log.info(

@@ -16,11 +16,12 @@ from data_contracts.importer import import_source
 from data_contracts.mapping import MAPPINGS_DIR, MappingError, load_mapping
 from data_contracts.sources.synthea import FOLLOWS_EMERGENCY, MEDICATION_COST, follows_emergency, medication_claim_share
 from pipelines.ingest import BatchRejected, ingest_batch
+from tests.shared_data import shared_data
 
 DATA = Path(__file__).parent / "data"
 CLD_FILE = DATA / "cld_release1_and_2.csv"
 SYNTHEA_TINY = DATA / "synthea_flat_tiny"
-SHARED_SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea"
+SHARED_SYNTHEA = shared_data("synthea")
 
 
 def _cld_source(tmp_path: Path) -> Path:
@@ -191,7 +192,25 @@ def test_tiny_synthea_folder_converts_reconciles_and_ingests(tmp_path: Path) -> 
     _assert_reconciles(report)
     encounters = next(f for f in report.files if f.file == "encounters.csv")
     taken = sum(t.rows_in for t in report.tables if t.file == "encounters.csv")
-    assert encounters.rows_read == 8 == taken + sum(encounters.not_taken.values())
+    assert encounters.rows_read == 13 == taken + sum(encounters.not_taken.values())
+    assert encounters.not_taken == {"no rule takes ENCOUNTERCLASS = ambulatory, CODE = 424619006": 1}  # prenatal
+    by_rule = {(r.table, r.rule): r.rows for r in encounters.rules}
+    assert by_rule == {
+        ("apc_spells", "where"): 2,
+        ("ae_attendances", "emergency"): 2,
+        ("ae_attendances", "urgent care"): 1,
+        ("ae_attendances", "ambulatory urgent care by type code"): 1,
+        ("op_appointments", "outpatient"): 1,
+        ("op_appointments", "ambulatory outpatient by type code"): 1,
+        ("gp_events", "wellness"): 1,
+        ("gp_events", "ambulatory GP contacts by type code"): 3,
+    }
+    gp_by_code = next(r for r in encounters.rules if r.rule == "ambulatory GP contacts by type code").by_value
+    assert gp_by_code == {
+        "ENCOUNTERCLASS = ambulatory, CODE = 185317003": 1,
+        "ENCOUNTERCLASS = ambulatory, CODE = 185345009": 1,
+        "ENCOUNTERCLASS = ambulatory, CODE = 439708006": 1,
+    }
     conditions = next(t for t in report.tables if t.table == "conditions")
     assert conditions.rows_written == 2
     assert conditions.dropped == {
@@ -215,8 +234,17 @@ def test_tiny_synthea_folder_converts_reconciles_and_ingests(tmp_path: Path) -> 
         costs = con.execute("SELECT bnf_code, cost FROM prescriptions ORDER BY bnf_code").fetchall()
         conditions_loaded = sorted(r[0] for r in con.execute("SELECT condition FROM conditions").fetchall())
         imputed = con.execute("SELECT count(*) FROM op_appointments WHERE cost_imputed").fetchall()[0][0]
+        gp_types = dict(con.execute("SELECT event_id, event_type FROM gp_events").fetchall())
+        outpatients = sorted(r[0] for r in con.execute("SELECT appointment_id FROM op_appointments").fetchall())
     assert methods == {"e-inpat-1": "21", "e-inpat-2": "11"}
-    assert types == {"e-emerg-1": "01", "e-emerg-2": "01", "e-urgent-1": "03"}
+    assert types == {"e-emerg-1": "01", "e-emerg-2": "01", "e-urgent-1": "03", "e-amb-urgent": "03"}
+    assert gp_types == {
+        "e-well-1": "face_to_face",
+        "e-amb-1": "face_to_face",
+        "e-amb-tel": "telephone",
+        "e-amb-home": "home_visit",
+    }
+    assert outpatients == ["e-amb-op", "e-outp-1"]
     assert costs == [("0205", 255.0), ("0212", 255.0)]
     assert conditions_loaded == ["dementia", "hypertension"]
     assert imputed == 0

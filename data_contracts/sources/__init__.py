@@ -20,6 +20,8 @@ class SourceFiles(Protocol):
 
     def read(self, file_name: str) -> pl.DataFrame: ...
 
+    def has(self, file_name: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Transform:
@@ -30,9 +32,9 @@ class Transform:
 
 
 def _registry() -> dict[str, Transform]:
-    from data_contracts.sources import synthea
+    from data_contracts.sources import omop, synthea
 
-    return {t.name: t for t in synthea.TRANSFORMS}
+    return {t.name: t for t in (*synthea.TRANSFORMS, *omop.TRANSFORMS)}
 
 
 TRANSFORMS: dict[str, Transform] = _registry()

@@ -9,11 +9,16 @@ Synthea records what happened but not some things English contracts need, so two
 - `synthea_medication_claim_share`: the flattened layout (no cost on medication rows) carries each encounter's
   pharmacy claims as the encounter's `MEDICATION_CLAIM_COST`; each medication row of that encounter gets an
   equal share of it.
+
+`collapse_classes` copies a Synthea folder with the encounter classes an export of the older kind lacks folded into
+`ambulatory`, to check that routing by encounter type code gives the same tables without them.
 """
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -32,22 +37,34 @@ def synthea_timestamp(column: str) -> pl.Expr:
     return text.str.to_datetime("%Y-%m-%dT%H:%M:%S%z", strict=False, time_zone="UTC")
 
 
-def follows_emergency(encounters: pl.DataFrame, window: timedelta = EMERGENCY_ADMISSION_WINDOW) -> pl.DataFrame:
-    """Add `FOLLOWS_EMERGENCY_WITHIN_24H` ("yes"/"no"): an emergency encounter of the same PATIENT started at most
-    `window` before this encounter's START (at the same moment counts). Rows keep their order."""
-    started = encounters.with_row_index("_row").with_columns(synthea_timestamp("START").alias("_start"))
-    emergencies = (
-        started.filter(pl.col("ENCOUNTERCLASS").str.strip_chars() == EMERGENCY_CLASS)
-        .select("PATIENT", pl.col("_start").alias("_emergency_start"))
-        .drop_nulls()
-        .sort("PATIENT", "_emergency_start")
+def follows_emergency(
+    encounters: pl.DataFrame,
+    window: timedelta = EMERGENCY_ADMISSION_WINDOW,
+    *,
+    person: str = "PATIENT",
+    start: pl.Expr | None = None,
+    is_emergency: pl.Expr | None = None,
+) -> pl.DataFrame:
+    """Add `FOLLOWS_EMERGENCY_WITHIN_24H` ("yes"/"no"): an emergency encounter of the same person started at most
+    `window` before this encounter's start (at the same moment counts). Rows keep their order. By default the
+    columns are Synthea's (PATIENT, START as a timestamp, ENCOUNTERCLASS emergency); other sources name theirs."""
+    start = synthea_timestamp("START") if start is None else start
+    is_emergency = (
+        pl.col("ENCOUNTERCLASS").str.strip_chars() == EMERGENCY_CLASS if is_emergency is None else is_emergency
     )
-    timed = started.filter(pl.col("_start").is_not_null()).sort("PATIENT", "_start")
+    started = encounters.with_row_index("_row").with_columns(start.alias("_start"), is_emergency.alias("_emergency"))
+    emergencies = (
+        started.filter(pl.col("_emergency").fill_null(False))
+        .select(pl.col(person), pl.col("_start").alias("_emergency_start"))
+        .drop_nulls()
+        .sort(person, "_emergency_start")
+    )
+    timed = started.filter(pl.col("_start").is_not_null()).sort(person, "_start")
     latest = timed.join_asof(
         emergencies,
         left_on="_start",
         right_on="_emergency_start",
-        by="PATIENT",
+        by=person,
         strategy="backward",
         check_sortedness=False,
     ).select("_row", ((pl.col("_start") - pl.col("_emergency_start")) <= window).alias("_follows"))
@@ -60,7 +77,7 @@ def follows_emergency(encounters: pl.DataFrame, window: timedelta = EMERGENCY_AD
             .otherwise(pl.lit("no"))
             .alias(FOLLOWS_EMERGENCY)
         )
-        .drop("_row", "_start", "_follows")
+        .drop("_row", "_start", "_emergency", "_follows")
     )
 
 
@@ -78,6 +95,21 @@ def medication_claim_share(medications: pl.DataFrame, encounters: pl.DataFrame) 
         .with_columns(share.round(2).cast(pl.String).alias(MEDICATION_COST))
         .drop("_row", "_claim")
     )
+
+
+COARSE_CLASSES = {"wellness": "ambulatory", "outpatient": "ambulatory", "urgentcare": "ambulatory"}
+"""Synthea classes that an export of the older kind reports as ambulatory (emergency and inpatient stay)."""
+
+
+def collapse_classes(source: Path, out: Path) -> Path:
+    """A copy of a Synthea folder with its encounter classes collapsed (`COARSE_CLASSES`)."""
+    out.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.is_file() and path.name != "encounters.csv":
+            shutil.copy(path, out / path.name)
+    encounters = pl.read_csv(source / "encounters.csv", infer_schema=False)
+    encounters.with_columns(pl.col("ENCOUNTERCLASS").replace(COARSE_CLASSES)).write_csv(out / "encounters.csv")
+    return out
 
 
 TRANSFORMS: tuple[Transform, ...] = (
