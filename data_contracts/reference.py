@@ -83,3 +83,47 @@ def unit_costs() -> dict[str, UnitCost]:
 
 def unit_cost(setting: str) -> float:
     return unit_costs()[setting].cost_gbp
+
+
+@cache
+def _icd10_chapters() -> list[tuple[str, str, str]]:
+    with open(REFERENCE_DIR / "icd10_chapters.csv", newline="") as fh:
+        return [(row["first"], row["last"], row["title"]) for row in csv.DictReader(fh)]
+
+
+@cache
+def _icd10_categories() -> dict[str, str]:
+    with open(REFERENCE_DIR / "icd10_categories.csv", newline="") as fh:
+        return {row["code"]: row["title"] for row in csv.DictReader(fh)}
+
+
+def icd10_words(code: str) -> str:
+    """An ICD-10 code as a reader says it: "S72 Fracture of femur" from the 3-character category, else the code
+    and its chapter ("Z99 (factors influencing health status ...)"), else the code as given."""
+    category = code.strip().upper().replace(".", "")[:3]
+    title = _icd10_categories().get(category)
+    if title is not None:
+        return f"{category} {title}"
+    for first, last, chapter in _icd10_chapters():
+        if first <= category <= last:
+            return f"{category} ({chapter[:1].lower()}{chapter[1:]})"
+    return code
+
+
+@cache
+def acsc_prefixes() -> dict[str, str]:
+    """ICD-10 prefix -> chronic ambulatory care sensitive condition (acsc_icd10.csv)."""
+    with open(REFERENCE_DIR / "acsc_icd10.csv", newline="") as fh:
+        return {row["icd10_prefix"]: row["condition"] for row in csv.DictReader(fh)}
+
+
+def acsc_condition(code: str | None) -> str | None:
+    """The chronic ambulatory care sensitive condition a primary diagnosis belongs to, if any."""
+    if not code:
+        return None
+    clean = code.strip().upper().replace(".", "")
+    for length in (4, 3):
+        condition = acsc_prefixes().get(clean[:length])
+        if condition is not None:
+            return condition
+    return None

@@ -7,11 +7,11 @@ describes them, so explanations, data dictionaries and model code read one sourc
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from data_contracts.reference import codelist
+from data_contracts.reference import REFERENCE_CURRENCY, codelist, money_prefix
 from features.inputs import WINDOW_MONTHS
 from features.recency import RECENCY_DECAY_PER_MONTH, RECENCY_WINDOW_MONTHS
 
@@ -41,6 +41,18 @@ class Feature:
     value_labels: Mapping[str, str] = field(default_factory=dict)
     # Months of history before as_of the value looks at, when its name's `_<m>m` suffix does not say it.
     history_months: int | None = None
+    # The reason group the feature belongs to (models/reasons.py): related features make one reason. Default:
+    # the name without its window suffix, so one count over several windows is one reason.
+    reason: str = ""
+    # A days-since value: the template says it as `{ago}` ("11 months ago").
+    ago: bool = False
+    # An engineered value phrased from the record's own counts (the person's whole feature row), so a reader can
+    # check it; the template is the fallback when the row lacks them.
+    phrase_from_record: Callable[[Mapping[str, Any]], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reason:
+            object.__setattr__(self, "reason", re.sub(r"_\d+m$", "", self.name))
 
     @property
     def months_of_history_needed(self) -> int | None:
@@ -58,9 +70,9 @@ def _lower_first(label: str) -> str:
 
 
 def _windowed_counts(
-    stem: str, one: str, many: str, group: str, definition: str, dtype: FeatureDtype = "int"
+    stem: str, one: str, many: str, group: str, definition: str, dtype: FeatureDtype = "int", reason: str = ""
 ) -> list[Feature]:
-    """One count feature per look-back window: `{stem}_{m}m`."""
+    """One count feature per look-back window: `{stem}_{m}m`, all in one reason group (`reason`, else the stem)."""
     return [
         Feature(
             name=f"{stem}_{m}m",
@@ -71,6 +83,7 @@ def _windowed_counts(
             group=group,
             dtype=dtype,
             definition=f"{definition} in the {m} calendar months before as_of.",
+            reason=reason or stem,
         )
         for m in WINDOW_MONTHS
     ]
@@ -80,11 +93,12 @@ def _cost(setting: str, words: str, definition: str) -> Feature:
     return Feature(
         name=f"cost_{setting}_12m",
         label=f"{words[:1].upper()}{words[1:]} cost, 12 months",
-        template=f"£{{value:,.0f}} of {words} costs in the last 12 months",
+        template=f"{{money}}{{value:,.0f}} of {words} costs in the last 12 months",
         kind="numeric",
         group="costs",
         dtype="float",
-        definition=f"{definition} in the 12 calendar months before as_of, GBP.",
+        definition=f"{definition} in the 12 calendar months before as_of, in the batch's currency.",
+        reason="costs",
     )
 
 
@@ -176,6 +190,7 @@ def _conditions() -> list[Feature]:
                 f"{label} recorded on a GP register before as_of.",
                 default=False,
                 template_off=f"no {words}",
+                reason="long_term_conditions",
             )
         )
     features += [
@@ -188,6 +203,7 @@ def _conditions() -> list[Feature]:
             "int",
             "Number of distinct long-term conditions (QOF register groups) recorded before as_of.",
             template_one="1 long-term condition",
+            reason="long_term_conditions",
         ),
         Feature(
             "years_since_first_ltc",
@@ -199,6 +215,7 @@ def _conditions() -> list[Feature]:
             "Years (of 365.25 days) from the earliest recorded long-term condition to as_of; null when none.",
             default=None,
             template_missing="no long-term condition recorded",
+            reason="long_term_conditions",
         ),
         Feature(
             "charlson_index",
@@ -224,6 +241,58 @@ def _conditions() -> list[Feature]:
         ),
     ]
     return features
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _unplanned_trend_words(record: Mapping[str, Any]) -> str | None:
+    """The trend as the two counts it compares, which a reader can check against the record."""
+    try:
+        recent = int(record["emergency_admissions_6m"]) + int(record["ae_attendances_6m"])
+        earlier = recent - int(record["unplanned_trend_6m"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    change = "up from" if recent > earlier else "down from" if recent < earlier else "the same as"
+    counted = _plural(recent, "emergency admission or A&E attendance", "emergency admissions and A&E attendances")
+    return f"{counted} in the last 6 months, {change} {earlier} in the 6 months before"
+
+
+# The contacts the recency-weighted intensity counts (features/recency.py), as counts per window.
+_CONTACT_COUNTS = (
+    "emergency_admissions",
+    "ae_attendances",
+    "op_attendances",
+    "gp_face_to_face",
+    "gp_telephone",
+    "gp_home_visit",
+    "gp_online",
+    "community_contacts",
+)
+
+
+def _recent_contacts_words(record: Mapping[str, Any]) -> str | None:
+    """The weighted intensity is not a number anyone can find in a record; the counts it weighs are."""
+    try:
+        total = sum(int(record[f"{stem}_24m"] or 0) for stem in _CONTACT_COUNTS)
+        recent = sum(int(record[f"{stem}_3m"] or 0) for stem in _CONTACT_COUNTS)
+    except (KeyError, TypeError, ValueError):
+        return None
+    contacts = _plural(total, "contact", "contacts")
+    return f"{contacts} with health services in the last 2 years, {recent} in the last 3 months"
+
+
+def ago_words(days: float) -> str:
+    """A days-since value the way a clinician says it."""
+    d = round(days)
+    if d < 14:
+        return "today" if d == 0 else f"{_plural(d, 'day', 'days')} ago"
+    if d < 61:
+        return f"{round(d / 7)} weeks ago"
+    if d < 730:
+        return f"{_plural(round(d / 30.44), 'month', 'months')} ago"
+    return f"{d / 365.25:.0f} years ago"
 
 
 def _hospital() -> list[Feature]:
@@ -253,15 +322,16 @@ def _hospital() -> list[Feature]:
         Feature(
             "days_since_last_emergency_admission",
             "Days since last emergency admission",
-            "{value:.0f} days since the last emergency admission",
+            "last emergency admission {ago}",
             "numeric",
             "hospital",
             "int",
             "Days from the most recent emergency admission before as_of to as_of; null when there is none in the "
             "data (no cap: tree models treat null as its own branch).",
             default=None,
-            template_one="1 day since the last emergency admission",
             template_missing="no emergency admission on record",
+            reason="emergency_admissions",
+            ago=True,
         ),
         Feature(
             "delayed_discharge_days_12m",
@@ -273,6 +343,7 @@ def _hospital() -> list[Feature]:
             "Days between the discharge-ready date and discharge, for spells discharged in the 12 calendar months "
             "before as_of.",
             template_one="1 day in hospital after being ready to leave, in the last 12 months",
+            reason="bed_days",
         ),
         Feature(
             "discharged_to_care_home_12m",
@@ -292,14 +363,15 @@ def _hospital() -> list[Feature]:
         Feature(
             "days_since_last_ae_attendance",
             "Days since last A&E attendance",
-            "{value:.0f} days since the last A&E attendance",
+            "last A&E attendance {ago}",
             "numeric",
             "hospital",
             "int",
             "Days from the most recent A&E arrival before as_of to as_of; null when there is none in the data.",
             default=None,
-            template_one="1 day since the last A&E attendance",
             template_missing="no A&E attendance on record",
+            reason="ae_attendances",
+            ago=True,
         ),
         Feature(
             "unplanned_trend_6m",
@@ -312,6 +384,7 @@ def _hospital() -> list[Feature]:
             "Emergency admissions plus A&E attendances in the 6 months before as_of minus those in the 6 months "
             "before that.",
             history_months=12,
+            phrase_from_record=_unplanned_trend_words,
         ),
         *_windowed_counts(
             "op_attendances",
@@ -326,6 +399,7 @@ def _hospital() -> list[Feature]:
             "missed outpatient appointments",
             "hospital",
             "Outpatient appointments not attended (status 3 or 7)",
+            reason="missed_appointments",
         ),
     ]
     return features
@@ -335,7 +409,10 @@ def _primary_and_community() -> list[Feature]:
     features = []
     for code, label in codelist("gp_event_type").codes.items():
         stem, one, many = _GP_EVENT_WORDS.get(code, (f"gp_{code}", f"GP contact ({label})", f"GP contacts ({label})"))
-        features += _windowed_counts(stem, one, many, "primary_care", f"GP practice contacts of type {label!r} dated")
+        reason = "missed_appointments" if codelist("gp_event_type").group.get(code) == "dna" else "gp_contacts"
+        features += _windowed_counts(
+            stem, one, many, "primary_care", f"GP practice contacts of type {label!r} dated", reason=reason
+        )
     features += _windowed_counts(
         "community_contacts",
         "community health contact",
@@ -359,6 +436,7 @@ def _recent_contacts() -> list[Feature]:
             f"and community contacts in the {RECENCY_WINDOW_MONTHS} months before as_of, each weighted "
             f"{RECENCY_DECAY_PER_MONTH} to the power of the whole months before as_of (last month 1, a year ago "
             f"{RECENCY_DECAY_PER_MONTH**12:.2f}), summed (features/recency.py).",
+            phrase_from_record=_recent_contacts_words,
         )
     ]
 
@@ -375,6 +453,7 @@ def _prescribing() -> list[Feature]:
             "Distinct BNF sections (first 4 characters of the BNF code) issued in the 3 calendar months before as_of: "
             "a polypharmacy measure.",
             template_one="medicines from 1 BNF section in the last 3 months",
+            reason="medicines",
         ),
         Feature(
             "prescription_items_3m",
@@ -385,6 +464,7 @@ def _prescribing() -> list[Feature]:
             "int",
             "Prescription items issued in the 3 calendar months before as_of.",
             template_one="1 prescription item in the last 3 months",
+            reason="medicines",
         ),
         Feature(
             "prescription_items_12m",
@@ -395,6 +475,7 @@ def _prescribing() -> list[Feature]:
             "int",
             "Prescription items issued in the 12 calendar months before as_of.",
             template_one="1 prescription item in the last 12 months",
+            reason="medicines",
         ),
     ]
 
@@ -438,16 +519,18 @@ def _social_care() -> list[Feature]:
             "before as_of counts as current unless it ended before as_of.",
             default="none",
             value_labels=_ASC_SERVICE_WORDS,
+            reason="social_care_now",
         ),
         Feature(
             "asc_weekly_cost_now",
             "Social care weekly cost now",
-            "social care costing £{value:,.0f} a week now",
+            "social care costing {money}{value:,.0f} a week now",
             "numeric",
             "social_care",
             "float",
             "Sum of the weekly costs (CLD rule) of the social care services current at as_of, one-off costs "
-            "excluded, GBP.",
+            "excluded, in the batch's currency.",
+            reason="social_care_now",
         ),
         Feature(
             "asc_planned_hours_per_week_now",
@@ -458,6 +541,7 @@ def _social_care() -> list[Feature]:
             "float",
             "Planned units per week of current social care services costed by the hour (home care hours).",
             template_one="1 hour of home care planned a week",
+            reason="social_care_now",
         ),
         Feature(
             "in_residential_or_nursing_care",
@@ -469,6 +553,7 @@ def _social_care() -> list[Feature]:
             "Receives a long-term residential or nursing care service at as_of.",
             default=False,
             template_off="not in long-term residential or nursing care",
+            reason="social_care_now",
         ),
         Feature(
             "asc_reablement_12m",
@@ -481,6 +566,7 @@ def _social_care() -> list[Feature]:
             "calendar months before as_of.",
             default=False,
             template_off="no reablement in the last 12 months",
+            reason="social_care_contact",
         ),
         Feature(
             "asc_carer_support_12m",
@@ -492,6 +578,7 @@ def _social_care() -> list[Feature]:
             "An unpaid-carer support service running at some time in the 12 calendar months before as_of.",
             default=False,
             template_off="no unpaid-carer support in the last 12 months",
+            reason="social_care_contact",
         ),
         Feature(
             "asc_assessments_12m",
@@ -502,6 +589,7 @@ def _social_care() -> list[Feature]:
             "int",
             "Adult social care assessments started in the 12 calendar months before as_of.",
             template_one="1 social care assessment in the last 12 months",
+            reason="social_care_contact",
         ),
         Feature(
             "asc_requests_12m",
@@ -512,6 +600,7 @@ def _social_care() -> list[Feature]:
             "int",
             "Requests for adult social care support started in the 12 calendar months before as_of.",
             template_one="1 request for social care support in the last 12 months",
+            reason="social_care_contact",
         ),
     ]
 
@@ -559,12 +648,67 @@ CATALOGUE: dict[str, Feature] = {
 """Every feature, in output column order."""
 
 
-def explain_phrase(name: str, value: object) -> str:
+REASON_LABELS: dict[str, str] = {
+    "emergency_admissions": "Emergency admissions",
+    "ae_attendances": "A&E attendances",
+    "elective_admissions": "Planned admissions",
+    "bed_days": "Days in hospital",
+    "op_attendances": "Outpatient appointments",
+    "missed_appointments": "Missed appointments",
+    "gp_contacts": "GP contacts",
+    "community_contacts": "Community health contacts",
+    "contacts_recency_weighted": "Contact with health services",
+    "long_term_conditions": "Long-term conditions",
+    "medicines": "Medicines",
+    "social_care_now": "Social care now",
+    "social_care_contact": "Contact with social care",
+    "costs": "Cost of care",
+}
+"""Labels of the reason groups that hold several features; a one-feature group takes the feature's label."""
+
+
+_FIRST_LABEL = {f.reason: f.label for f in reversed(CATALOGUE.values())}
+
+
+def reason_label(reason: str) -> str:
+    """A reason group's label: its own when declared, else its (first) feature's."""
+    return REASON_LABELS.get(reason) or _FIRST_LABEL.get(reason, reason)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)  # null or NaN
+
+
+def is_present(name: str, value: object) -> bool:
+    """Whether the value states something in the record: a count above 0, a true flag, a date on record, a
+    service that is running (not "none"). A reason for being on the list is only ever phrased from these."""
+    if _missing(value):
+        return False
+    feature = CATALOGUE.get(name)
+    kind = feature.kind if feature is not None else "numeric"
+    if kind == "flag":
+        return bool(value)
+    if kind == "categorical":
+        return str(value) != "none"
+    if feature is not None and feature.ago:
+        return True
+    return value != 0
+
+
+def explain_phrase(
+    name: str, value: object, currency: str = REFERENCE_CURRENCY, record: Mapping[str, Any] | None = None
+) -> str:
     """A feature's value in plain words, e.g. "1 emergency admission in the last 12 months", "has heart failure",
-    "sex: female", "£1,234 of hospital inpatient costs in the last 12 months"."""
+    "sex: female", "£1,234 of hospital inpatient costs in the last 12 months", "last emergency admission 11 months
+    ago". Amounts are written in `currency`; with the person's whole feature `record`, an engineered value is
+    phrased from the counts it is made of."""
     feature = CATALOGUE[name]
-    if value is None or (isinstance(value, float) and value != value):  # null or NaN
+    if _missing(value):
         return feature.template_missing or f"{_lower_first(feature.label)} not recorded"
+    if feature.phrase_from_record is not None and record is not None:
+        words = feature.phrase_from_record(record)
+        if words is not None:
+            return words
     if feature.kind == "flag":
         return feature.template if value else (feature.template_off or f"not {feature.template}")
     if feature.kind == "categorical":
@@ -572,4 +716,5 @@ def explain_phrase(name: str, value: object) -> str:
         return feature.template.format(value=words)
     if feature.template_one is not None and value == 1:
         return feature.template_one
-    return feature.template.format(value=value)
+    extra = {"ago": ago_words(float(value))} if feature.ago else {}  # type: ignore[arg-type]
+    return feature.template.format(value=value, money=money_prefix(currency), **extra)

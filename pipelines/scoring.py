@@ -19,39 +19,52 @@ import numpy as np
 import polars as pl
 
 from data_contracts.errors import NotReadyError
-from data_contracts.reference import REFERENCE_CURRENCY, codelist, money_prefix
+from data_contracts.reference import acsc_condition, codelist, icd10_words, money_prefix
 from features.build import build_features
-from features.catalogue import CATALOGUE, explain_phrase
+from features.catalogue import CATALOGUE
 from features.inputs import Tables, add_months
 from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, team_lists, week_on_week
 from pipelines.ingest import cost_currency
 from pipelines.publish import Provenance, Publication
-from pipelines.publish.publication import ACTIVITY_MONTHS
+from pipelines.publish.publication import ACTIVITY_MONTHS, SCHEMAS
 from pipelines.settings import Settings
 from pipelines.warehouse import batch_ids, earliest_event_date, latest_extract_date, read_tables
 
 if TYPE_CHECKING:
+    from models.reasons import Reasons
     from models.training import TrainedModel
 
 log = logging.getLogger("riskstrat.score")
 
 RECENT_DISCHARGE_DAYS = 30
 
-# Each activity table as timeline rows: (setting, date column, detail expression).
-_TIMELINE: dict[str, tuple[str, str, pl.Expr]] = {
-    "ae_attendances": ("A&E", "arrival_date", pl.lit("A&E attendance, type ") + pl.col("department_type")),
-    "op_appointments": (
-        "outpatient",
-        "appointment_date",
-        pl.lit("outpatient appointment, status ") + pl.col("attendance_status"),
-    ),
-    "gp_events": ("GP", "event_date", pl.lit("GP: ") + pl.col("event_type").str.replace_all("_", " ")),
-    "community_contacts": (
-        "community",
-        "contact_date",
-        pl.lit("community: ") + pl.col("service").str.replace_all("_", " "),
-    ),
-}
+
+def _decoded(column: str, codelist_name: str) -> pl.Expr:
+    """A coded column in the words of its code list (lower case first), the code itself when unknown."""
+    labels = {code: label[:1].lower() + label[1:] for code, label in codelist(codelist_name).codes.items()}
+    return pl.col(column).replace_strict(labels, default=pl.col(column), return_dtype=pl.String)
+
+
+def _timeline_details() -> dict[str, tuple[str, str, pl.Expr]]:
+    """Each activity table as timeline rows: (setting, date column, detail in words, codes decoded)."""
+    return {
+        "ae_attendances": (
+            "A&E",
+            "arrival_date",
+            pl.lit("A&E attendance at a ") + _decoded("department_type", "ae_department_type"),
+        ),
+        "op_appointments": (
+            "outpatient",
+            "appointment_date",
+            pl.lit("outpatient appointment: ") + _decoded("attendance_status", "op_attendance_status"),
+        ),
+        "gp_events": ("GP", "event_date", pl.lit("GP: ") + _decoded("event_type", "gp_event_type")),
+        "community_contacts": (
+            "community",
+            "contact_date",
+            pl.lit("community: ") + _decoded("service", "community_service"),
+        ),
+    }
 
 
 @dataclass
@@ -79,7 +92,8 @@ def run_id_for(as_of: date, model_versions: dict[str, str], batches: list[str]) 
 
 
 def score_population(settings: Settings, as_of: date | None = None, tables: Tables | None = None) -> ScoreResult:
-    from models.explain import EXPLANATION_SCALE, explain
+    from models.explain import EXPLANATION_SCALE
+    from models.reasons import build_reasons
     from models.registry import ModelRegistry
 
     as_of = as_of or latest_extract_date(settings.db)
@@ -120,7 +134,9 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
 
     listed = features.join(marked.select("person_id"), on="person_id", how="semi")
     currency = cost_currency(settings.db)
-    explanations = _phrased(explain(models[ranking], listed, settings.scoring.top_reasons), marked, currency)
+    reasons = build_reasons(models[ranking], listed, settings.scoring.top_reasons, currency)
+    # Joined on the person's team(s): the reasons go with each list the person is on.
+    explanations = reasons.reasons.join(marked.select("person_id", "team_id"), on="person_id", how="inner")
     provenance = Provenance(
         run_id=run_id,
         as_of=as_of,
@@ -130,13 +146,13 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
         explain_scale=EXPLANATION_SCALE,
         cost_currency=currency,
     )
-    team_list = _list_rows(marked, explanations, tables, as_of, ranking).with_columns(
+    team_list = _list_rows(marked, reasons, tables, as_of, ranking).with_columns(
         social_care_package=_package_text(currency)
     )
     publication = Publication(
         provenance=provenance,
         team_list=team_list,
-        explanations=explanations.select(*_EXPLANATION_COLUMNS),
+        explanations=explanations.select(*SCHEMAS["explanations"]),
         leavers=leavers,
         activity=activity_timeline(tables, marked.select("person_id"), as_of),
         population_summary=_population_summary(population, teams, risk_col),
@@ -155,43 +171,32 @@ def _calibrated(model: TrainedModel, raw_logodds: np.ndarray) -> np.ndarray:
 _SERVICE_FEATURES = ("asc_current_service", "asc_weekly_cost_now", "in_residential_or_nursing_care")
 
 
-def _list_rows(
-    marked: pl.DataFrame, explanations: pl.DataFrame, tables: Tables, as_of: date, ranking: str
-) -> pl.DataFrame:
-    reasons = (
-        explanations.sort(["person_id", "reason_rank"])
+def _list_rows(marked: pl.DataFrame, reasons: Reasons, tables: Tables, as_of: date, ranking: str) -> pl.DataFrame:
+    from models.reasons import RAISES as RAISES_RISK
+
+    # The list's reasons are the ones that raise the risk (models/reasons.py): what lowers it is shown apart.
+    listed_reasons = (
+        reasons.reasons.filter(pl.col("direction") == RAISES_RISK)
+        .sort(["person_id", "reason_rank"])
         .group_by("person_id", maintain_order=True)
-        .agg(
-            reasons=(pl.col("phrase") + ": " + pl.col("direction")).str.join("; "),
-            base_logodds=pl.col("base_value").first(),
-            logodds=pl.col("logodds").first(),
-        )
+        .agg(reasons=pl.col("phrase").str.join("; "))
     )
     discharged = recently_discharged(tables, as_of)
     sex_labels = codelist("sex").codes
     return (
-        marked.join(reasons, on="person_id", how="left")
+        marked.join(listed_reasons, on="person_id", how="left")
+        .join(reasons.people, on="person_id", how="left")
+        .join(acsc_admissions(tables, as_of), on="person_id", how="left")
         .with_columns(
             age_band=age_band(pl.col("age")),
             sex=pl.col("sex").replace_strict(sex_labels, default="Not known"),
             risk=pl.col(f"risk_{ranking}"),
             in_care_home=pl.col("in_residential_or_nursing_care").fill_null(False),
             recent_discharge=pl.col("person_id").is_in(discharged.implode()),
+            acsc_admissions_12m=pl.col("acsc_admissions_12m").fill_null(0),
         )
         .sort(["team_id", "rank"])
     )
-
-
-def _typed_value(feature: str, text: str | None) -> object:
-    """explain() renders values as text; the phrase templates want the feature's own type back."""
-    if text is None:
-        return None
-    dtype = CATALOGUE[feature].dtype
-    if dtype == "bool":
-        return text.lower() == "true"
-    if dtype in ("int", "float"):
-        return float(text)
-    return text
 
 
 def _package_text(currency: str) -> pl.Expr:
@@ -201,41 +206,12 @@ def _package_text(currency: str) -> pl.Expr:
         pl.when(service.is_null() | (service == "none"))
         .then(None)
         .otherwise(
-            service.str.replace_all("_", " ")
+            service.replace_strict(dict(CATALOGUE["asc_current_service"].value_labels), default=service)
             + pl.lit(f", {money_prefix(currency)}")
             + cost.round(0).cast(pl.Int64).cast(pl.String)
-            + pl.lit("/week")
+            + pl.lit(" a week")
         )
     )
-
-
-_EXPLANATION_COLUMNS = (
-    "person_id",
-    "team_id",
-    "reason_rank",
-    "feature",
-    "feature_label",
-    "value",
-    "contribution",
-    "phrase",
-    "direction",
-)
-
-
-def _phrased(explanations: pl.DataFrame, marked: pl.DataFrame, currency: str) -> pl.DataFrame:
-    """Each listed person's top reasons in plain words with their direction (and the person's team). The feature
-    phrases write amounts in pounds; costs in another currency are written with that currency's sign."""
-    phrased = explanations.join(marked.select("person_id", "team_id"), on="person_id", how="inner").with_columns(
-        reason_rank=pl.col("rank"),
-        feature_label=pl.col("feature").replace_strict({n: f.label for n, f in CATALOGUE.items()}),
-        phrase=pl.struct("feature", "value").map_elements(
-            lambda r: explain_phrase(r["feature"], _typed_value(r["feature"], r["value"])), return_dtype=pl.String
-        ),
-        direction=pl.when(pl.col("contribution") > 0).then(pl.lit("raises risk")).otherwise(pl.lit("lowers risk")),
-    )
-    if currency == REFERENCE_CURRENCY:
-        return phrased
-    return phrased.with_columns(pl.col("phrase").str.replace_all("£", money_prefix(currency), literal=True))
 
 
 def recently_discharged(tables: Tables, as_of: date) -> pl.Series:
@@ -246,6 +222,36 @@ def recently_discharged(tables: Tables, as_of: date) -> pl.Series:
         .select("person_id")
         .unique()
         .collect()["person_id"]
+    )
+
+
+ACSC_MONTHS = 12
+
+
+def acsc_admissions(tables: Tables, as_of: date) -> pl.DataFrame:
+    """The impactability marker: emergency admissions in the last 12 months whose primary diagnosis is a chronic
+    ambulatory care sensitive condition (acsc_icd10.csv), the admissions good primary and community care can often
+    prevent. One row per person with any: person_id, acsc_admissions_12m, acsc_conditions."""
+    since = add_months(as_of, -ACSC_MONTHS)
+    spells = (
+        tables["apc_spells"]
+        .filter(
+            pl.col("admission_date").is_between(since, as_of, closed="left")
+            & pl.col("admission_method").is_in(_emergency_methods())
+            & pl.col("primary_diagnosis").is_not_null()
+        )
+        .select("person_id", "primary_diagnosis")
+        .collect()
+    )
+    conditions = {code: acsc_condition(code) for code in spells["primary_diagnosis"].unique().to_list()}
+    return (
+        spells.with_columns(condition=pl.col("primary_diagnosis").replace_strict(conditions, default=None))
+        .filter(pl.col("condition").is_not_null())
+        .group_by("person_id")
+        .agg(
+            acsc_admissions_12m=pl.len().cast(pl.Int64),
+            acsc_conditions=pl.col("condition").unique().sort().str.join(", "),
+        )
     )
 
 
@@ -267,11 +273,14 @@ def activity_timeline(tables: Tables, people: pl.DataFrame, as_of: date) -> pl.D
             "person_id",
             pl.col("admission_date").alias("event_date"),
             "setting",
-            (pl.lit("admission, diagnosis ") + pl.col("primary_diagnosis").fill_null("not recorded")).alias("detail"),
+            pl.when(pl.col("primary_diagnosis").is_null())
+            .then(pl.lit("admission, diagnosis not recorded"))
+            .otherwise(pl.lit("admission for ") + pl.col("primary_diagnosis").map_elements(icd10_words, pl.String))
+            .alias("detail"),
             "cost",
         )
     ]
-    for table, (setting, column, detail) in _TIMELINE.items():
+    for table, (setting, column, detail) in _timeline_details().items():
         parts.append(
             window(tables[table], column).select(
                 "person_id",
@@ -286,7 +295,13 @@ def activity_timeline(tables: Tables, people: pl.DataFrame, as_of: date) -> pl.D
             "person_id",
             pl.col("event_start_date").alias("event_date"),
             pl.lit("social care").alias("setting"),
-            (pl.col("event_type") + pl.lit(": ") + pl.col("service_type").fill_null("")).alias("detail"),
+            (
+                pl.lit("social care ")
+                + _decoded("event_type", "asc_event_type")
+                + pl.when(pl.col("service_type").is_null())
+                .then(pl.lit(""))
+                .otherwise(pl.lit(": ") + _decoded("service_type", "asc_service_type"))
+            ).alias("detail"),
             pl.col("weekly_cost").alias("cost"),
         )
     )

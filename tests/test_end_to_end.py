@@ -78,6 +78,42 @@ def test_team_lists_respect_capacity_carry_provenance_and_exclude_opt_outs(
     assert not [pid for pid in opted_out if pid in text]
 
 
+def test_no_listed_persons_reasons_contradict_their_direction(demo_run: tuple[dict[str, Any], Path]) -> None:
+    """On the real pipeline's lists: every reason for being on a list raises the risk and states something in
+    the record (never an absence such as "no emergency admission on record"); what lowers the risk is apart."""
+    from openpyxl import load_workbook
+
+    summary, _ = demo_run
+    folder = Path(summary["score"]["published"]["folder"])
+    checked = 0
+    for path in sorted(folder.glob("teams/*/*_list.xlsx")):
+        sheet = load_workbook(path, read_only=True)["Reasons"]
+        rows = sheet.iter_rows(values_only=True)
+        header = list(next(rows))
+        at = {
+            name: header.index(name)
+            for name in (
+                "Reason in plain words",
+                "Effect",
+                "Change in risk (percentage points)",
+                "Contribution (log-odds)",
+            )
+        }
+        for row in rows:
+            phrase, effect = row[at["Reason in plain words"]], row[at["Effect"]]
+            contribution = row[at["Contribution (log-odds)"]]
+            if effect == "raises risk":
+                assert contribution > 0 and row[at["Change in risk (percentage points)"]] >= 0, phrase
+                assert not phrase.startswith(("no ", "not ")), phrase
+            else:
+                assert effect == "lowers risk" and contribution < 0, phrase
+            checked += 1
+        listed = pl.read_csv(path.with_name(path.name.replace(".xlsx", ".csv")), infer_schema=False)
+        for reasons in listed["reasons"].drop_nulls():
+            assert "lowers risk" not in reasons and not any(r.startswith(("no ", "not ")) for r in reasons.split("; "))
+    assert checked > 0
+
+
 def test_rerunning_the_score_is_idempotent(demo_run: tuple[dict[str, Any], Path]) -> None:
     from pipelines.flows import score
 

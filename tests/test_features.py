@@ -674,7 +674,9 @@ def test_events_on_or_after_as_of_never_change_any_feature(drawn: tuple[date, di
         ("asc_planned_hours_per_week_now", 10.5, "10.5 hours of home care planned a week"),
         ("asc_planned_hours_per_week_now", 1.0, "1 hour of home care planned a week"),
         ("days_since_last_emergency_admission", None, "no emergency admission on record"),
-        ("days_since_last_emergency_admission", 1, "1 day since the last emergency admission"),
+        ("days_since_last_emergency_admission", 1, "last emergency admission 1 day ago"),
+        ("days_since_last_emergency_admission", 351, "last emergency admission 12 months ago"),
+        ("days_since_last_ae_attendance", 1063, "last A&E attendance 3 years ago"),
         ("age", 90, "aged 90"),
         ("hfrs", 13.9, "Hospital Frailty Risk Score 13.9"),
         (
@@ -687,6 +689,43 @@ def test_events_on_or_after_as_of_never_change_any_feature(drawn: tuple[date, di
 )
 def test_explain_phrase(name: str, value: object, phrase: str) -> None:
     assert explain_phrase(name, value) == phrase
+
+
+def test_amounts_are_written_in_the_batch_currency() -> None:
+    assert (
+        explain_phrase("cost_total_12m", 1234.4, "USD")
+        == "US$1,234 of health and social care costs in the last 12 months"
+    )
+    assert explain_phrase("asc_weekly_cost_now", 949.0, "EUR") == "social care costing €949 a week now"
+
+
+def test_engineered_values_are_phrased_from_the_counts_they_are_made_of() -> None:
+    record = {
+        f"{stem}_{m}m": 0
+        for stem in (
+            "emergency_admissions",
+            "ae_attendances",
+            "op_attendances",
+            "gp_face_to_face",
+            "gp_telephone",
+            "gp_home_visit",
+            "gp_online",
+            "community_contacts",
+        )
+        for m in (3, 24)
+    }
+    record |= {
+        "emergency_admissions_24m": 2,
+        "gp_face_to_face_24m": 20,
+        "gp_face_to_face_3m": 3,
+        "ae_attendances_3m": 1,
+    }
+    words = explain_phrase("contacts_recency_weighted_24m", 34.7, record=record)
+    assert words == "22 contacts with health services in the last 2 years, 4 in the last 3 months"
+    trend = {"emergency_admissions_6m": 1, "ae_attendances_6m": 3, "unplanned_trend_6m": 3}
+    assert explain_phrase("unplanned_trend_6m", 3, record=trend) == (
+        "4 emergency admissions and A&E attendances in the last 6 months, up from 1 in the 6 months before"
+    )
 
 
 def test_every_feature_has_a_phrase_for_typical_values() -> None:

@@ -40,6 +40,7 @@ PROVENANCE = Provenance(
     explain_scale="log-odds",
 )
 BASE = -3.2
+START_RISK = 0.05
 OPTED_OUT = "opted_out_person"
 # An NHS number held only in team T1's key, for a person on team T2's list: it must never be written.
 LEAKY_NHS_NUMBER = "9990001112"
@@ -68,6 +69,9 @@ def _person(team: str, rank: int, person_id: str, **overrides: Any) -> dict[str,
         "on_last_weeks_list": True,
         "change": "steady",
         "previous_rank": rank,
+        "acsc_admissions_12m": 0,
+        "acsc_conditions": None,
+        "start_risk": START_RISK,
         "base_logodds": BASE,
     }
     return row | overrides
@@ -87,6 +91,8 @@ def _team_list() -> pl.DataFrame:
             change="rising",
             previous_rank=3,
             reasons="3 emergency admissions in the last 12 months; frailty score high; lives alone",
+            acsc_admissions_12m=2,
+            acsc_conditions="Congestive heart failure",
         ),
         _person(
             "T1",
@@ -154,10 +160,12 @@ def _explanations(team_list: pl.DataFrame) -> pl.DataFrame:
                     "person_id": person_id,
                     "team_id": team_id,
                     "reason_rank": i,
+                    "reason": feature,
                     "feature": feature,
                     "feature_label": label,
                     "value": value,
                     "contribution": contribution,
+                    "points": contribution / 10,
                     "phrase": phrase,
                     "direction": "raises risk" if contribution > 0 else "lowers risk",
                 }
@@ -405,7 +413,8 @@ def test_reidentification_only_in_the_entitled_team(published: Published) -> Non
 
 def test_every_csv_row_carries_provenance(published: Published) -> None:
     csvs = [p for p in _all_files(published.root) if p.suffix == ".csv"]
-    assert {p.name for p in csvs} == {"T1_list.csv", "T2_list.csv", "summary.csv"}
+    technical = {"T1_technical.csv", "T2_technical.csv"}
+    assert {p.name for p in csvs} == {"T1_list.csv", "T2_list.csv", "summary.csv", *technical}
     for path in csvs:
         frame = pl.read_csv(path, infer_schema=False)
         assert frame.height > 0
@@ -492,32 +501,76 @@ def _attr(tag: str, name: str) -> float:
     return float(match.group(1))
 
 
-def test_waterfall_bars_run_from_base_to_final(published: Published) -> None:
+def test_waterfall_adds_up_from_the_starting_risk_to_the_headline_risk(published: Published) -> None:
     page = (published.root / "teams/T1/people/frail_90_with_homecare.html").read_text()
     svg = _svg(page, "waterfall")
     base, final = _attr(svg, "data-base"), _attr(svg, "data-final")
     bars = re.findall(r'<rect class="bar [^"]*"[^>]*>', svg)
-    assert len(bars) == 5
+    assert len(bars) == 6  # five reasons, then all other factors together
     running = base
     for bar in bars:
         assert _attr(bar, "data-start") == pytest.approx(running, abs=1e-4)
         running = _attr(bar, "data-end")
         assert running - _attr(bar, "data-start") == pytest.approx(_attr(bar, "data-contribution"), abs=1e-4)
-    assert running == pytest.approx(final, abs=1e-4)
-    assert final == pytest.approx(BASE + 0.91 + 0.55 + 0.30 - 0.22 + 0.18, abs=1e-4)
-    assert svg.count('class="bar raises"') == 4 and svg.count('class="bar lowers"') == 1
-    assert "3 emergency admissions in the last 12 months" in svg and "log-odds" in svg
+    assert base == pytest.approx(START_RISK, abs=1e-4)
+    assert running == pytest.approx(final, abs=1e-4) and final == pytest.approx(0.62, abs=1e-4)
+    assert 'class="big">62%<' in page  # the headline the chart ends at
+    assert svg.count('class="bar raises"') == 5 and svg.count('class="bar lowers"') == 1
+    assert "3 emergency admissions in the last 12 months" in svg and "All other factors together" in svg
 
 
-def test_waterfall_ends_at_the_person_score_when_given(tmp_path: Path) -> None:
-    team_list = _team_list().with_columns(logodds=pl.lit(-0.5))
-    _publish(tmp_path, team_list=team_list)
-    page = (tmp_path / AS_OF.isoformat() / "teams/T1/people/frail_90_with_homecare.html").read_text()
-    svg = _svg(page, "waterfall")
-    bars = re.findall(r'<rect class="bar [^"]*"[^>]*>', svg)
-    assert len(bars) == 6 and "All other factors together" in svg
-    assert _attr(svg, "data-final") == pytest.approx(-0.5, abs=1e-4)
-    assert _attr(bars[-1], "data-end") == pytest.approx(-0.5, abs=1e-4)
+def test_what_lowers_the_risk_is_shown_apart(published: Published) -> None:
+    page = (published.root / "teams/T1/people/frail_90_with_homecare.html").read_text()
+    lowers = re.search(r'<ul class="lowers">(.*?)</ul>', page, re.S)
+    assert lowers and "few recent GP contacts" in lowers.group(1)
+    assert "3 emergency admissions" not in lowers.group(1)
+
+
+def test_impactability_marker_on_the_list_and_the_page(published: Published) -> None:
+    index = (published.root / "teams/T1/index.html").read_text()
+    assert index.count('class="tag impact"') == 1
+    page = (published.root / "teams/T1/people/frail_90_with_homecare.html").read_text()
+    assert "Impactable: 2 emergency admissions in the last 12 months" in page
+    assert "Impactable" not in (published.root / "teams/T1/people/young_copd_45.html").read_text()
+
+
+def test_pages_carry_the_protective_marking_and_the_summary_does_not(published: Published) -> None:
+    for rel in ("teams/T1/index.html", "teams/T1/people/young_copd_45.html"):
+        assert (published.root / rel).read_text().count('<p class="marking">OFFICIAL-SENSITIVE</p>') == 2, rel
+    assert "OFFICIAL-SENSITIVE" not in (published.root / "commissioners/summary.html").read_text()
+
+
+def test_technical_columns_are_in_the_technical_file_only(published: Published) -> None:
+    team = pl.read_csv(published.root / "teams/T1/T1_list.csv", infer_schema=False)
+    technical = pl.read_csv(published.root / "teams/T1/T1_technical.csv", infer_schema=False)
+    for column in ("explain_scale", "base_logodds", "logodds", "start_risk"):
+        assert column not in team.columns, column
+    assert {"rank", "person_id", "start_risk", "base_logodds", "explain_scale", "run_id"} <= set(technical.columns)
+    assert "nhs_number" not in technical.columns  # pseudonymised ids only
+    assert technical["person_id"].to_list() == team["person_id"].to_list()
+
+
+def test_workbook_numbers_print_setup_marking_and_links(published: Published) -> None:
+    wb = openpyxl.load_workbook(published.root / "teams" / "T1" / "T1_list.xlsx")
+    reasons = wb["Reasons"]
+    headers = [c.value for c in reasons[1]]
+    values = [row[headers.index("Value")] for row in reasons.iter_rows(min_row=2, values_only=True)]
+    assert 3 in values and 17.5 in values and "yes" in values  # numbers stored as numbers, words as words
+    for ws in wb.worksheets:
+        assert ws.page_setup.orientation == "landscape" and ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert ws.oddHeader.center.text == "OFFICIAL-SENSITIVE" == ws.oddFooter.center.text, ws.title
+    assert wb["List"].print_title_rows == "$1:$1"
+    link = wb["List"]["B2"]
+    assert link.value == "frail_90_with_homecare" and link.hyperlink.target == "people/frail_90_with_homecare.html"
+
+
+def test_commissioners_summary_writes_thousands_with_separators(tmp_path: Path) -> None:
+    big = pl.concat([_population_summary()] + [_population_summary().filter(pl.col("team_id") == "T1")] * 30)
+    _publish(tmp_path, population_summary=big, reidentification=None)
+    html_text = (tmp_path / AS_OF.isoformat() / "commissioners/summary.html").read_text()
+    assert re.search(r'<td class="num">1,[0-9]{3}</td>', html_text)
+    csv_text = (tmp_path / AS_OF.isoformat() / "commissioners/summary.csv").read_text()
+    assert re.search(r",1[0-9]{3},", csv_text)  # machine-readable numbers in the CSV
 
 
 def test_timeline_has_one_mark_per_activity_row(published: Published) -> None:

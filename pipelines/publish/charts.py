@@ -48,18 +48,9 @@ def tier_colours(tier: str | None) -> tuple[str, str]:
     return TIER_COLOURS.get(tier or "", UNKNOWN_TIER_COLOURS)
 
 
-def sigmoid(logodds: float) -> float:
-    return 1.0 / (1.0 + math.exp(-logodds))
-
-
 def fmt_num(value: float) -> str:
     """Four decimals for data attributes: enough to check sums, short enough to keep pages small."""
     return f"{value:.4f}"
-
-
-def fmt_signed(value: float) -> str:
-    # A real minus sign reads better than a hyphen next to a plus.
-    return f"+{value:.2f}" if value >= 0 else f"\u2212{abs(value):.2f}"
 
 
 def fmt_pct(p: float) -> str:
@@ -107,8 +98,8 @@ def _text_lines(x: float, y_mid: float, lines: list[str], attrs: str, line_heigh
 @dataclass(frozen=True)
 class WaterfallStep:
     label: str
-    contribution: float
-    detail: str = ""  # hover text, e.g. the feature name and its value
+    contribution: float  # percentage points of risk, as a fraction (0.031 = 3.1 points)
+    detail: str = ""  # hover text, e.g. the factor and its value
 
 
 @dataclass(frozen=True)
@@ -127,19 +118,23 @@ def _waterfall_bars(base: float, steps: Sequence[WaterfallStep]) -> list[_Bar]:
     return bars
 
 
-def waterfall_svg(
-    base: float, steps: Sequence[WaterfallStep], scale: str = "log-odds", final_label: str = "This person's score"
-) -> str:
-    """Horizontal waterfall: the average person's score, then each reason pushing it up (red) or down
-    (blue), ending at this person's score. Bars are drawn in order, each starting where the last ended."""
-    bars = _waterfall_bars(base, steps)
-    final = bars[-1].end if bars else base
-    points = [base, final, *(b.end for b in bars)]
-    lo, hi = min(points), max(points)
-    span = max(hi - lo, 1.0)
-    lo, hi = lo - span * 0.08, hi + span * 0.08
+def fmt_points(value: float) -> str:
+    """A change in risk in percentage points, signed."""
+    points = value * 100
+    return f"+{points:.1f} pts" if points >= 0 else f"\u2212{abs(points):.1f} pts"
 
-    width, label_w, value_w, row_h, top, axis_h = 860, 330, 70, 36, 8, 34
+
+def waterfall_svg(start: float, steps: Sequence[WaterfallStep], start_label: str, final_label: str) -> str:
+    """Horizontal waterfall on the risk scale: a starting risk, then each reason adding (red) or taking away
+    (blue) percentage points, each bar starting where the last ended, ending at the person's risk."""
+    bars = _waterfall_bars(start, steps)
+    final = bars[-1].end if bars else start
+    points = [start, final, *(b.end for b in bars)]
+    lo, hi = min(points), max(points)
+    span = max(hi - lo, 0.01)
+    lo, hi = max(lo - span * 0.08, 0.0), hi + span * 0.08
+
+    width, label_w, value_w, row_h, top, axis_h = 860, 330, 80, 36, 8, 34
     plot_x0, plot_x1 = label_w + 12, width - value_w - 8
     n_rows = len(bars) + 2
     height = top + n_rows * row_h + axis_h
@@ -149,19 +144,15 @@ def waterfall_svg(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="waterfall" viewBox="0 0 {width} {height}" '
-        f'width="100%" role="img" data-base="{fmt_num(base)}" data-final="{fmt_num(final)}" '
-        f'data-scale="{escape(scale)}" aria-label="{escape(_waterfall_summary(base, final, len(bars), scale))}" '
-        f"{FONT}>"
+        f'width="100%" role="img" data-base="{fmt_num(start)}" data-final="{fmt_num(final)}" data-scale="risk" '
+        f'aria-label="{escape(_waterfall_summary(start, final, len(bars)))}" {FONT}>'
     ]
-    parts.append(_waterfall_axis(lo, hi, x_of, top, top + n_rows * row_h, scale))
+    parts.append(_waterfall_axis(lo, hi, x_of, top, top + n_rows * row_h))
 
     def row_mid(i: int) -> float:
         return top + i * row_h + row_h / 2
 
-    # Only the starting point gets a percentage: it anchors the scale. The end point is uncalibrated
-    # and would contradict the calibrated risk printed above the chart.
-    start_label = f"Average person (about {fmt_pct(sigmoid(base))})"
-    parts.append(_marker_row(row_mid(0), x_of(base), base, start_label, width))
+    parts.append(_marker_row(row_mid(0), x_of(start), start, start_label, width))
     for i, bar in enumerate(bars, start=1):
         parts.append(_bar_row(bar, row_mid(i), row_h, x_of, width))
         prev_end_x = x_of(bar.start)
@@ -179,15 +170,16 @@ def waterfall_svg(
     return "".join(parts)
 
 
-def _waterfall_summary(base: float, final: float, n: int, scale: str) -> str:
+def _waterfall_summary(start: float, final: float, n: int) -> str:
     return (
-        f"Waterfall chart on the {scale} scale: from the average person's score {fmt_signed(base)}, "
-        f"{n} reasons move the score to {fmt_signed(final)} for this person."
+        f"Waterfall chart of risk: from a starting risk of {fmt_pct(start)}, {n} steps add up to this person's "
+        f"risk of {fmt_pct(final)}."
     )
 
 
-def _waterfall_axis(lo: float, hi: float, x_of: Callable[[float], float], y0: float, y1: float, scale: str) -> str:
+def _waterfall_axis(lo: float, hi: float, x_of: Callable[[float], float], y0: float, y1: float) -> str:
     step = _nice_step(hi - lo)
+    decimals = 1 if step < 0.01 else 0
     tick = math.ceil(lo / step) * step
     parts: list[str] = []
     while tick <= hi + 1e-9:
@@ -195,13 +187,13 @@ def _waterfall_axis(lo: float, hi: float, x_of: Callable[[float], float], y0: fl
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y0:.1f}" y2="{y1:.1f}" stroke="{GRID}" stroke-width="1"/>'
             f'<text x="{x:.1f}" y="{y1 + 14:.1f}" font-size="11" fill="{MUTED}" text-anchor="middle">'
-            f"{escape(fmt_signed(tick) if abs(tick) > 1e-9 else '0')}</text>"
+            f"{tick * 100:.{decimals}f}%</text>"
         )
         tick += step
     x_mid = (x_of(lo) + x_of(hi)) / 2
     parts.append(
         f'<text x="{x_mid:.1f}" y="{y1 + 29:.1f}" font-size="11" fill="{MUTED}" text-anchor="middle">'
-        f"{escape(scale)} (further right = higher risk)</text>"
+        "risk (further right = higher risk)</text>"
     )
     return "".join(parts)
 
@@ -213,7 +205,7 @@ def _marker_row(y: float, x: float, value: float, label: str, width: int, bold: 
         + f'<rect class="marker" x="{x - 2:.1f}" y="{y - 11:.1f}" width="4" height="22" fill="{INK}" '
         f'data-value="{fmt_num(value)}"/>'
         + f'<text x="{width - 4}" y="{y:.1f}" font-size="13" fill="{INK}" text-anchor="end" '
-        f'dominant-baseline="middle"{weight}>{escape(fmt_signed(value))}</text>'
+        f'dominant-baseline="middle"{weight}>{escape(fmt_pct(value))}</text>'
     )
 
 
@@ -222,7 +214,7 @@ def _bar_row(bar: _Bar, y: float, row_h: int, x_of: Callable[[float], float], wi
     direction = "raises" if bar.step.contribution >= 0 else "lowers"
     xa, xb = x_of(bar.start), x_of(bar.end)
     left, w = min(xa, xb), max(abs(xb - xa), 1.5)  # a tiny effect still shows as a sliver
-    hover = f"{bar.step.label}: {fmt_signed(bar.step.contribution)}"
+    hover = f"{bar.step.label}: {fmt_points(bar.step.contribution)}"
     if bar.step.detail:
         hover += f" ({bar.step.detail})"
     return (
@@ -232,7 +224,7 @@ def _bar_row(bar: _Bar, y: float, row_h: int, x_of: Callable[[float], float], wi
         f'data-end="{fmt_num(bar.end)}" data-contribution="{fmt_num(bar.step.contribution)}">'
         f"<title>{escape(hover)}</title></rect>"
         + f'<text x="{width - 4}" y="{y:.1f}" font-size="13" fill="{colour}" text-anchor="end" '
-        f'dominant-baseline="middle" font-weight="600">{escape(fmt_signed(bar.step.contribution))}</text>'
+        f'dominant-baseline="middle" font-weight="600">{escape(fmt_points(bar.step.contribution))}</text>'
     )
 
 

@@ -13,6 +13,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
 
 from pipelines.publish.charts import tier_colours
 from pipelines.publish.publication import OPTED_OUT, OUTCOME_RISK_COLUMNS, REID_COLUMNS, Provenance
@@ -20,6 +21,7 @@ from pipelines.publish.wording import (
     CHANGE_WORDS,
     HOW_TO_READ,
     LEAVER_WORDS,
+    PROTECTIVE_MARKING,
     TIER_ORDER,
     opted_out_sentence,
     outcome_words,
@@ -34,13 +36,13 @@ if TYPE_CHECKING:
 class _Col:
     key: str
     header: str
-    style: str | None = None  # a named style from _register_styles; "tier" picks the tier's colours
+    style: str | None = None  # a named style from _register_styles; "tier": the tier's colours; "link": page link
     width: float | None = None
 
 
 LIST_SHEET = (
     _Col("rank", "Rank", width=7),
-    _Col("person_id", "Person ID"),
+    _Col("person_id", "Person ID", "link"),
     _Col("age_band", "Age band", width=10),
     _Col("sex", "Sex", width=9),
     _Col("gp_practice", "GP practice"),
@@ -53,18 +55,21 @@ LIST_SHEET = (
     _Col("social_care_package", "Social care package", width=36),
     _Col("in_care_home", "In a care home", width=10),
     _Col("recent_discharge", "Discharged from hospital in last 30 days", width=14),
+    _Col("acsc_admissions_12m", "Emergency admissions for ambulatory care sensitive conditions, 12 months", width=16),
+    _Col("acsc_conditions", "Ambulatory care sensitive conditions", width=30),
     _Col("on_last_weeks_list", "On last week's list", width=10),
 )
 REASONS_SHEET = (
     _Col("rank", "List rank", width=8),
     _Col("person_id", "Person ID"),
     _Col("reason_rank", "Reason", width=8),
-    _Col("phrase", "Reason in plain words", width=55),
+    _Col("phrase", "Reason in plain words", "rs_wrap", width=55),
     _Col("direction", "Effect", width=12),
-    _Col("contribution", "Contribution (log-odds)", "rs_signed", width=13),
+    _Col("points", "Change in risk (percentage points)", "rs_points", width=14),
     _Col("feature_label", "Factor", width=30),
     _Col("value", "Value", width=14),
     _Col("feature", "Model feature", width=28),
+    _Col("contribution", "Contribution (log-odds)", "rs_signed", width=13),
 )
 CHANGES_SHEET = (
     _Col("what", "What changed", width=26),
@@ -90,6 +95,8 @@ def _register_styles(wb: Workbook) -> None:
         ),
         NamedStyle("rs_pct", number_format="0.0%", alignment=top),
         NamedStyle("rs_signed", number_format="+0.00;-0.00;0.00", alignment=top),
+        # Percentage points stored as a fraction of 1, like the risks: 0.031 shows as +3.1.
+        NamedStyle("rs_points", number_format="+0.0%;-0.0%;0.0%", alignment=top),
         NamedStyle("rs_wrap", alignment=Alignment(wrap_text=True, vertical="top")),
         NamedStyle("rs_label", font=Font(bold=True), alignment=top),
         NamedStyle("rs_note", font=Font(italic=True)),
@@ -129,13 +136,16 @@ def workbook(team: TeamData, prov: Provenance) -> tuple[bytes, dict[str, int]]:
     list_rows = [_excel_values(r) for r in team.rows.iter_rows(named=True)]
     _write_table(wb.create_sheet("List"), _with_reid_cols(LIST_SHEET, team.reidentified), list_rows)
     reasons_cols = _with_reid_cols(REASONS_SHEET, team.reidentified)
-    _write_table(wb.create_sheet("Reasons"), reasons_cols, list(team.reasons.iter_rows(named=True)))
+    reasons = [_reason_values(r) for r in team.reasons.iter_rows(named=True)]
+    _write_table(wb.create_sheet("Reasons"), reasons_cols, reasons)
     changes, opted_out = _change_rows(team)
     ws_changes = wb.create_sheet("Changes")
     _write_table(ws_changes, _with_reid_cols(CHANGES_SHEET, team.reidentified), changes)
     ws_changes.append([])
     ws_changes.append([_styled(ws_changes, opted_out_sentence(opted_out), "rs_note")])
-    _write_about(wb.create_sheet("About"), team, prov)
+    about = wb.create_sheet("About")
+    _print_setup(about)
+    _write_about(about, team, prov)
     buffer = io.BytesIO()
     wb.save(buffer)
     sheets = {"List": team.rows.height, "Reasons": team.reasons.height, "Changes": len(changes) + 1, "About": 0}
@@ -144,6 +154,30 @@ def workbook(team: TeamData, prov: Provenance) -> tuple[bytes, dict[str, int]]:
 
 def _excel_values(row: dict[str, Any]) -> dict[str, Any]:
     return {k: ("Yes" if v else "No") if isinstance(v, bool) else v for k, v in row.items()}
+
+
+def _reason_values(row: dict[str, Any]) -> dict[str, Any]:
+    """A reason's value as a number when it is one, so the column sorts and sums as numbers."""
+    value = row.get("value")
+    try:
+        number: Any = float(value) if value is not None else None
+    except ValueError:
+        number = value
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    return {**row, "value": number}
+
+
+def _print_setup(ws: Any) -> None:
+    """A4 landscape, one page wide, the header row on every page, the protective marking top and bottom."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = "9"  # A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.oddHeader.center.text = PROTECTIVE_MARKING
+    ws.oddFooter.center.text = PROTECTIVE_MARKING
+    ws.oddFooter.right.text = "Page &P of &N"
 
 
 def _change_rows(team: TeamData) -> tuple[list[dict[str, Any]], int]:
@@ -176,6 +210,8 @@ def _write_table(ws: Any, cols: Sequence[_Col], records: Sequence[dict[str, Any]
     id_cols = [i for i, c in enumerate(cols, start=1) if c.key in ("person_id", *REID_COLUMNS)]
     ws.freeze_panes = f"{get_column_letter((max(id_cols) if id_cols else 0) + 1)}2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(records) + 1}"
+    _print_setup(ws)
+    ws.print_title_rows = "1:1"
     ws.append([_styled(ws, c.header, "rs_header") for c in cols])
     for record in records:
         ws.append([_excel_cell(ws, record.get(c.key), c) for c in cols])
@@ -184,6 +220,11 @@ def _write_table(ws: Any, cols: Sequence[_Col], records: Sequence[dict[str, Any]
 def _excel_cell(ws: Any, value: Any, col: _Col) -> Any:
     if col.style is None or value is None:
         return value  # a plain value is much cheaper to stream than a styled cell
+    if col.style == "link":
+        # The person's page, next to the workbook in the team's folder.
+        cell = _styled(ws, value, "Hyperlink")
+        cell.hyperlink = f"people/{value}.html"
+        return cell
     return _styled(ws, value, _tier_style(value) if col.style == "tier" else col.style)
 
 
@@ -201,7 +242,13 @@ def _about_rows(team: TeamData, prov: Provenance) -> list[tuple[str, str]]:
         ("Model versions", prov.model_versions_text),
         ("Data batches", prov.data_batches_text),
         ("Costs", f"in {prov.cost_currency}, as the source recorded them (never converted)"),
-        ("Scale of explanations", f"{prov.explain_scale} (contributions add up from the average person's score)"),
+        (
+            "Reasons",
+            "Each reason's change in risk is in percentage points, in the order shown, starting from a person with "
+            "the model's average score; with what lowers the risk and all other factors together they add up to "
+            f"the person's risk. The model's own contributions ({prov.explain_scale}) are in the last column of "
+            "the Reasons sheet and in the team's technical file.",
+        ),
         ("People listed", str(team.rows.height)),
         (
             "Identifiers",

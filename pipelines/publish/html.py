@@ -18,6 +18,7 @@ from jinja2.ext import Extension
 from markupsafe import Markup
 
 from data_contracts.reference import money_prefix
+from models.reasons import LOWERS as LOWERS_RISK
 from pipelines.publish import charts
 from pipelines.publish.charts import TimelineEvent, WaterfallStep, fmt_pct, tier_colours
 from pipelines.publish.publication import OPTED_OUT, OUTCOME_RISK_COLUMNS, Provenance
@@ -25,7 +26,9 @@ from pipelines.publish.wording import (
     ALL_TIERS,
     HOW_TO_READ,
     LEAVER_WORDS,
+    PROTECTIVE_MARKING,
     TIER_ORDER,
+    impactability,
     opted_out_sentence,
     outcome_words,
     services,
@@ -73,6 +76,11 @@ def money(amount: float, currency: str) -> str:
     return f"{money_prefix(currency)}{amount:,.0f}"
 
 
+def thousands(published: str) -> str:
+    """A published count with thousands separators ("1,250"); "*" and other text unchanged."""
+    return f"{int(published):,}" if published.isdigit() else published
+
+
 @cache
 def environment() -> Environment:
     """The one Jinja2 environment of the pages (one per process: worker processes build their own)."""
@@ -93,6 +101,8 @@ def environment() -> Environment:
         outcome_words=outcome_words,
         opted_out_sentence=opted_out_sentence,
         money=money,
+        thousands=thousands,
+        protective_marking=PROTECTIVE_MARKING,
         all_tiers=ALL_TIERS,
     )
     return env
@@ -111,6 +121,7 @@ def team_page(team: TeamData, prov: Provenance) -> str:
             **row,
             "tier_sort": TIER_ORDER.index(row["tier"]) if row.get("tier") in TIER_ORDER else len(TIER_ORDER),
             "services": services(row),
+            "impact": impactability(row),
             "name": row.get("name"),
             "nhs_number": row.get("nhs_number"),
         }
@@ -155,10 +166,12 @@ def person_page(
     window: tuple[date, date],
 ) -> str:
     row = {"name": None, "nhs_number": None, **row}
-    complete = row.get("logodds") is not None
-    final_label = "This person's score" if complete else "Score from these reasons"
+    ordered = sorted(reasons, key=lambda r: r["reason_rank"])
     waterfall = charts.waterfall_svg(
-        float(row["base_logodds"]), _waterfall_steps(row, reasons), prov.explain_scale, final_label
+        float(row["start_risk"]),
+        _waterfall_steps(row, ordered),
+        "Starting point: a person with the model's average score",
+        "This person's risk",
     )
     events = _timeline_events(activity, prov.cost_currency)
     risks = [
@@ -173,8 +186,9 @@ def person_page(
         prov=prov,
         risks=risks,
         services=services(row),
+        impact=impactability(row),
         waterfall=Markup(waterfall),
-        complete=complete,
+        lowers=[r["phrase"] for r in ordered if r["direction"] == LOWERS_RISK],
         timeline=Markup(charts.timeline_svg(events, window[0], window[1], SETTING_ORDER)),
         contacts=len(events),
         window=window,
@@ -183,20 +197,18 @@ def person_page(
 
 
 def _waterfall_steps(row: dict[str, Any], reasons: list[dict[str, Any]]) -> list[WaterfallStep]:
+    """Each shown reason's share of the risk in the order shown, then everything else as one bar, so the chart
+    ends exactly at the person's risk on the list."""
     steps = [
         WaterfallStep(
             r["phrase"] or r["feature_label"] or r["feature"],
-            float(r["contribution"] or 0.0),
-            f"{r['feature_label']}: {r['value']}",
+            float(r["points"] or 0.0),
+            f"{r['feature_label']}: {r['value']}" if r["value"] is not None else r["feature_label"],
         )
-        for r in sorted(reasons, key=lambda r: r["reason_rank"])
+        for r in reasons
     ]
-    # With the person's total score we can show everything not in the top reasons as one bar, so the chart
-    # ends at their real score; without it the chart ends at base + the shown reasons (and says so).
-    if row.get("logodds") is not None:
-        shown = sum(s.contribution for s in steps)
-        rest = float(row["logodds"]) - float(row["base_logodds"]) - shown
-        steps.append(WaterfallStep("All other factors together", rest))
+    rest = float(row["risk"]) - float(row["start_risk"]) - sum(s.contribution for s in steps)
+    steps.append(WaterfallStep("All other factors together", rest))
     return steps
 
 
@@ -217,7 +229,7 @@ def _timeline_events(activity: list[dict[str, Any]], currency: str) -> list[Time
 def summary_page(summary: pl.DataFrame, prov: Provenance, teams: dict[str, str]) -> str:
     by_tier = summary.filter((pl.col("breakdown") == "all people") & (pl.col("tier") != ALL_TIERS))
     items = [
-        charts.BarItem(r["tier"], _published_number(r["people"]), r["people"], tier_colours(r["tier"])[0])
+        charts.BarItem(r["tier"], _published_number(r["people"]), thousands(r["people"]), tier_colours(r["tier"])[0])
         for r in by_tier.iter_rows(named=True)
     ]
     tier_rows = summary.filter(pl.col("breakdown") == "all people").select("tier", "people", "expected_events")

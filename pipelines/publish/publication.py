@@ -104,25 +104,29 @@ LIST_COLUMNS = (
     "social_care_package",
     "in_care_home",
     "recent_discharge",
+    "acsc_admissions_12m",
+    "acsc_conditions",
     "on_last_weeks_list",
     "change",
     "previous_rank",
-    "explain_scale",
-    "base_logodds",
 )
+# What an analyst checking the model reads, not the team: the team's `<team>_technical.csv`. `start_risk` is
+# where the waterfall of each person's reasons starts (models/reasons.py); the log-odds are the model's raw score.
+TECHNICAL_COLUMNS = ("rank", "person_id", "start_risk", "base_logodds", "logodds", "explain_scale")
 STAMPED_COLUMNS = ("run_id", "as_of", "model_versions", "data_batches", "ranking_outcome", "explain_scale")
-TEAM_LIST_COLUMNS = tuple(c for c in LIST_COLUMNS if c not in STAMPED_COLUMNS)
-# The person's total model score on the explanation scale: when given, the waterfall ends exactly there.
-OPTIONAL_LIST_COLUMNS = ("logodds",)
+TEAM_LIST_COLUMNS = (*(c for c in LIST_COLUMNS if c not in STAMPED_COLUMNS), "start_risk")
+OPTIONAL_LIST_COLUMNS = ("base_logodds", "logodds")
 SCHEMAS: dict[str, dict[str, Any]] = {
     "explanations": {
         "person_id": pl.String,
         "team_id": pl.String,
         "reason_rank": pl.Int64,
+        "reason": pl.String,
         "feature": pl.String,
         "feature_label": pl.String,
         "value": pl.String,
         "contribution": pl.Float64,
+        "points": pl.Float64,
         "phrase": pl.String,
         "direction": pl.String,
     },

@@ -18,9 +18,9 @@ from pipelines.publish import excel, html
 from pipelines.publish.folder import Folder, Written
 from pipelines.publish.publication import (
     LIST_COLUMNS,
-    OPTIONAL_LIST_COLUMNS,
     PROVENANCE_COLUMNS,
     REID_COLUMNS,
+    TECHNICAL_COLUMNS,
     Provenance,
     Publication,
 )
@@ -130,6 +130,7 @@ def publish_team(folder: Folder, team: TeamData, prov: Provenance, window: tuple
     team_id = team.team_id
     base = f"teams/{team_id}/"
     folder.write(f"{base}{team_id}_list.csv", _list_csv(team.rows), team.rows.height)
+    folder.write(f"{base}{team_id}_technical.csv", _technical_csv(team.rows), team.rows.height)
     workbook, sheets = excel.workbook(team, prov)
     folder.write(f"{base}{team_id}_list.xlsx", workbook, team.rows.height, sheets)
     folder.write(f"{base}index.html", html.team_page(team, prov), team.rows.height)
@@ -152,8 +153,14 @@ def _list_csv(rows: pl.DataFrame) -> str:
     """Known columns in reading order, then anything extra; the provenance columns are on every row. A BOM so
     that Excel reads the £ signs in care packages correctly."""
     front = ["rank", "person_id", *[c for c in REID_COLUMNS if c in rows.columns]]
-    rest = [c for c in (*LIST_COLUMNS, *OPTIONAL_LIST_COLUMNS) if c in rows.columns and c not in front]
+    rest = [c for c in LIST_COLUMNS if c in rows.columns and c not in front]
     # An allow-list, not "everything the frame holds": a column added upstream (a postcode, a date of birth)
     # must not reach the teams' files without someone deciding it should.
     ordered = rows.select(*front, *[c for c in rest if c not in PROVENANCE_COLUMNS], *PROVENANCE_COLUMNS)
     return ordered.write_csv(include_bom=True)
+
+
+def _technical_csv(rows: pl.DataFrame) -> str:
+    """The model's numbers behind each listed person (pseudonymised ids only), for whoever checks the model."""
+    columns = [c for c in TECHNICAL_COLUMNS if c in rows.columns]
+    return rows.select(*columns, *PROVENANCE_COLUMNS).write_csv(include_bom=True)

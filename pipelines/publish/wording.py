@@ -9,6 +9,9 @@ from typing import Any
 
 from pipelines.publish.charts import MONTHS
 
+PROTECTIVE_MARKING = "OFFICIAL-SENSITIVE"
+"""Government Security Classifications marking of person-level health and care data: on every page and sheet
+that names a person (the commissioners' aggregate carries none)."""
 TIER_ORDER = ("very high", "high", "moderate", "low")
 ALL_TIERS = "all tiers"
 """The commissioners' summary's row of every tier together."""
@@ -63,3 +66,16 @@ def services(row: dict[str, Any]) -> list[str]:
     if row.get("social_care_package"):
         items.append(f"Social care: {row['social_care_package']}")
     return items
+
+
+def impactability(row: dict[str, Any]) -> str | None:
+    """The impactability marker in words, when the person has emergency admissions for ambulatory care sensitive
+    conditions: the group where proactive primary and community care has most to gain."""
+    n = row.get("acsc_admissions_12m") or 0
+    if not n:
+        return None
+    admissions = "emergency admission" if n == 1 else "emergency admissions"
+    return (
+        f"Impactable: {n} {admissions} in the last 12 months for conditions that good primary and community care "
+        f"can often prevent ({row.get('acsc_conditions')})"
+    )
