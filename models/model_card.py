@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from data_contracts.reference import REFERENCE_CURRENCY
+from data_contracts.reference import REFERENCE_CURRENCY, codelist
+from features.catalogue import CATALOGUE
 from models.baselines import MODEL_NAME, ORACLE_NAME, format_estimate
 from models.metrics import top_label
 from models.training import TrainedModel
@@ -272,10 +273,10 @@ def write_plots(
     ax_gain.legend(fontsize=7, loc="lower right")
     save(fig, "gains_lift")
 
-    importance = model.importance_[:15]
+    importance = used_importance(model)[:15]
     if importance:
         fig, ax = plt.subplots(figsize=(6, 0.35 * len(importance) + 1.2))
-        names = [item["feature"] for item in importance][::-1]
+        names = [feature_words(item["feature"]) for item in importance][::-1]
         values = [item["mean_abs_contribution"] for item in importance][::-1]
         ax.barh(names, values)
         ax.set(xlabel="Mean |contribution| to log-odds", title=f"What drives the score ({importance[0]['rows']} rows)")
@@ -284,6 +285,32 @@ def write_plots(
 
 
 # --------------------------------------------------------------------------------------------- the card
+
+
+# Subgroup columns and their values in words: the lists say "Female", so the card does too.
+GROUPING_WORDS = {
+    "age_band": "Age band",
+    "sex": "Sex",
+    "imd_quintile": "Deprivation quintile (1 = most deprived)",
+    "ethnicity_group": "Ethnic group",
+}
+
+
+def group_words(grouping: str, group: str) -> str:
+    if grouping in ("sex", "ethnicity_group"):
+        return codelist(grouping).codes.get(group, group)
+    return group
+
+
+def feature_words(name: str) -> str:
+    """A feature as a reader says it: its catalogue label (the column name when the catalogue has none)."""
+    known = CATALOGUE.get(name)
+    return known.label if known is not None else name
+
+
+def used_importance(model: TrainedModel) -> list[dict[str, Any]]:
+    """The features the model uses: a feature with no contribution on the evaluation rows is in no tree split."""
+    return [item for item in model.importance_ if item["mean_abs_contribution"] > 0]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -407,8 +434,8 @@ def build_card(
                 ["grouping", "group", "n", "events", "AUROC", "calibration in the large", "FPR", "FNR"],
                 [
                     [
-                        str(s["grouping"]),
-                        str(s["group"]),
+                        GROUPING_WORDS.get(str(s["grouping"]), str(s["grouping"])),
+                        group_words(str(s["grouping"]), str(s["group"])),
                         str(s["n"]),
                         str(s["events"]),
                         _fmt(s["auroc"]),
@@ -423,15 +450,19 @@ def build_card(
     else:
         blocks.append(Paragraph("No subgroup columns were given at training time."))
     blocks.append(Heading("What drives the score"))
-    if model.importance_:
+    used = used_importance(model)
+    if used:
+        unused = len(model.importance_) - len(used)
         blocks += [
             Paragraph(
-                "Mean absolute TreeSHAP contribution to the raw model's log-odds (before calibration), on "
-                f"{model.importance_[0]['rows']} evaluation rows."
+                "How much each factor moves the score on average: the mean absolute TreeSHAP contribution to the "
+                f"raw model's log-odds (before calibration), on {used[0]['rows']} evaluation rows. Only the "
+                f"{len(used)} factors the model uses are shown"
+                + (f"; {unused} others had no effect and are listed under Features." if unused else ".")
             ),
             Table(
-                ["feature", "mean |contribution|"],
-                [[item["feature"], _fmt(item["mean_abs_contribution"], 4)] for item in model.importance_],
+                ["factor", "mean |contribution|"],
+                [[feature_words(item["feature"]), _fmt(item["mean_abs_contribution"], 4)] for item in used],
             ),
         ]
         if "feature_contributions" in plots:
@@ -442,9 +473,7 @@ def build_card(
         Heading("Settings"),
         Code(json.dumps(asdict(model.settings), indent=2, sort_keys=True)),
         Heading("Features"),
-        Paragraph(
-            ", ".join(model.feature_cols) + ". Categorical: " + (", ".join(model.categorical_cols) or "none") + "."
-        ),
+        *_features_blocks(model),
     ]
     return [block for block in blocks if not (isinstance(block, Paragraph) and not block.text)]
 
@@ -466,3 +495,18 @@ def write_model_card(
     markdown_path.write_text(render_markdown(blocks))
     html_path.write_text(render_html(blocks, title, out_dir))
     return {"markdown": markdown_path, "html": html_path, **plots}
+
+
+def _features_blocks(model: TrainedModel) -> list[Block]:
+    """The factors the model was given, in words, the ones it uses apart from the ones it does not."""
+    used = {item["feature"] for item in used_importance(model)} if model.importance_ else set(model.feature_cols)
+    words = [f"{feature_words(n)} ({n})" for n in model.feature_cols if n in used]
+    blocks: list[Block] = [Paragraph("Used: " + ", ".join(words) + ".")]
+    idle = [f"{feature_words(n)} ({n})" for n in model.feature_cols if n not in used]
+    if idle:
+        blocks.append(
+            Paragraph("Given but not used (no effect on any of the evaluation rows sampled): " + ", ".join(idle) + ".")
+        )
+    categorical = [feature_words(n) for n in model.categorical_cols]
+    blocks.append(Paragraph("Treated as categories: " + (", ".join(categorical) or "none") + "."))
+    return blocks
