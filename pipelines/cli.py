@@ -27,6 +27,7 @@ from rich.table import Table as RichTable
 import pipelines  # noqa: F401  (sets Prefect's environment defaults before any flow import)
 from data_contracts.errors import DomainError
 from pipelines.settings import Settings, load_settings
+from pipelines.workspace.cli import register as register_workspace_commands
 
 DEBUG_ENV = "RISKSTRAT_DEBUG"
 
@@ -393,6 +394,8 @@ def demo(
     console.print(f"database: {settings.db}")
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
 
+
+register_workspace_commands(app, _load, console)
 
 if __name__ == "__main__":
     app()

@@ -123,6 +123,9 @@ def publish_task(settings: Settings, result: Any, reidentification: dict[str, st
 
     lookups = {team: pl.read_csv(path, infer_schema=False) for team, path in (reidentification or {}).items()}
     report = publish(settings.outputs, result.publication, reidentification=lookups)
+    from pipelines.workspace.snapshot import published_run, write_snapshot
+
+    write_snapshot(settings.workspace_dir, published_run(result.publication))  # the MDT workspace switches to it
     return {
         "folder": str(settings.outputs / result.publication.provenance.as_of.isoformat()),
         "files": len(report.files),
@@ -159,12 +162,34 @@ def score(
     }
 
 
+@task(cache_policy=NO_CACHE)
+def export_caseload_task(settings: Settings) -> str | None:
+    """The MDT workspace's decisions not yet exported become a caseload batch, ingested with the others."""
+    from pipelines.workspace.caseload import export_batch
+
+    folder = export_batch(settings.workspace_dir, settings.batches)
+    return str(folder) if folder else None
+
+
+@task(cache_policy=NO_CACHE)
+def erase_opted_out_decisions_task(settings: Settings) -> int:
+    """People who opted out lose their decisions in the workspace's own state too."""
+    from pipelines.workspace.caseload import erase_opted_out
+
+    removed = erase_opted_out(settings.workspace_dir, settings.db)
+    if removed:
+        log.info("removed %d workspace decisions of people who opted out", removed)
+    return removed
+
+
 @flow(name="weekly")
 def weekly(config: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The weekly refresh: ingest every batch not yet loaded, then score and publish."""
     settings = _settings(config, overrides)
+    export_caseload_task(settings)
     batch_dirs = sorted(str(p) for p in settings.batches.iterdir() if p.is_dir()) if settings.batches.exists() else []
     reports = ingest(batch_dirs=batch_dirs, config=config, overrides=overrides) if batch_dirs else []
+    erase_opted_out_decisions_task(settings)
     scored = score(config=config, overrides=overrides)
     return {"ingest": reports, "score": scored}
 

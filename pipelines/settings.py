@@ -25,6 +25,7 @@ from data_contracts.errors import DomainError
 from data_contracts.settings import IngestSettings, SynthSettings
 from features.settings import OutcomeSettings
 from models.settings import MAX_SEED, ScoringSettings, TrainingSettings
+from pipelines.workspace.settings import WorkspaceSettings
 
 DEFAULT_CONFIG_FILE = Path("riskstrat.toml")
 OVERRIDES_SOURCE = "overrides (command-line flags or flow parameters)"
@@ -88,6 +89,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
 
     def __post_init__(self) -> None:
         if self.training.seed != self.seed:
@@ -109,6 +111,11 @@ class Settings:
     @property
     def outputs(self) -> Path:
         return Path(self.outputs_dir) if self.outputs_dir else Path(self.home) / "outputs"
+
+    @property
+    def workspace_dir(self) -> Path:
+        """The MDT workspace's own state and published snapshots (see `pipelines.workspace`)."""
+        return Path(self.home) / "workspace"
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a file or overrides would give them (JSON-able; `training.seed` is derived, not given)."""
