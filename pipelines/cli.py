@@ -380,11 +380,17 @@ def serve(config: ConfigOption = None, home: HomeOption = None) -> None:
 @app.command()
 def demo(
     people: Annotated[int | None, typer.Option(help="How many people to generate.")] = None,
+    teams: Annotated[int, typer.Option(help="How many MDT teams the population is split into.")] = 4,
     config: ConfigOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Run the whole job end to end on a generated synthetic population: generate, ingest, train, score, publish."""
-    settings = _load(config, {"home": home, "synth": {"people": people} if people else {}})
+    """Run the whole job end to end on a generated synthetic population: generate, ingest, train, score, publish;
+    then create the MDT workspace's demo accounts and say how to start it."""
+    from pipelines.workspace.demo import demo_synth_overrides
+
+    base = _load(config, {"home": home, "synth": {"people": people} if people else {}})
+    layout = demo_synth_overrides(base.synth.people, teams)
+    settings = _load(config, {"home": home, "synth": {"people": base.synth.people, **layout}})
     started = time.perf_counter()
     console.print(f"riskstrat demo: {settings.synth.people:,} synthetic people, seed {settings.seed}")
     summary = _flows().demo(overrides=_flow_overrides(settings))
@@ -393,6 +399,23 @@ def demo(
     print_score_summary(summary["score"])
     console.print(f"database: {settings.db}")
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
+    print_workspace_demo(settings)
+
+
+def print_workspace_demo(settings: Settings) -> None:
+    from pipelines.workspace.demo import create_demo_accounts
+
+    accounts = create_demo_accounts(settings)
+    console.print("\n[bold]MDT workspace[/bold]: start it with")
+    console.print(f"  .venv/bin/riskstrat app --home {settings.home} --host 127.0.0.1 --port {settings.workspace.port}")
+    console.print(f"and open http://127.0.0.1:{settings.workspace.port}/ . Demo accounts:")
+    console.print(
+        "[yellow]DEMO ONLY: passwords are printed because this is a synthetic demo; never print real ones.[/yellow]"
+    )
+    table = RichTable("user", "team", "role", "password (demo only)")
+    for a in accounts:
+        table.add_row(a.name, a.team_id or "all teams", a.role, a.password)
+    console.print(table)
 
 
 register_workspace_commands(app, _load, console)

@@ -230,3 +230,29 @@ def test_a_decision_and_its_audit_record_are_one_transaction(home_dir: Workspace
 @pytest.fixture
 def home_dir(tmp_path: Path) -> WorkspaceHome:
     return make_home(tmp_path / "home")
+
+
+def test_demo_layout_gives_the_teams_asked_for() -> None:
+    from data_contracts.settings import SynthSettings
+    from data_contracts.synthetic.population import n_practices
+    from pipelines.workspace.demo import demo_synth_overrides
+
+    layout = demo_synth_overrides(20_000, 4)
+    synth = SynthSettings(people=20_000, **layout)
+    assert n_practices(synth) // synth.practices_per_team == 4
+
+
+def test_demo_accounts_cover_every_role_and_can_sign_in(home_dir: WorkspaceHome) -> None:
+    from pipelines.workspace.accounts import check_password
+    from pipelines.workspace.demo import create_demo_accounts
+
+    accounts = create_demo_accounts(home_dir.settings)
+    roles = sorted((a.role, a.team_id) for a in accounts)
+    assert roles == [("admin", None), ("analyst", None), ("clinician", "T1"), ("clinician", "T2"),
+                     ("lead", "T1"), ("lead", "T2")]  # fmt: skip
+    for a in accounts:
+        assert check_password(home_dir.settings.workspace_dir, a.name, a.password) is not None
+    again = {a.name: a.password for a in create_demo_accounts(home_dir.settings)}  # a rerun resets passwords
+    assert all(again[a.name] != a.password for a in accounts)
+    lookup = (home_dir.settings.workspace_dir / "lookups" / "T2.csv").read_text(encoding="utf-8").splitlines()
+    assert lookup[0] == "person_id,nhs_number,name" and lookup[1].startswith("T2P001,999")

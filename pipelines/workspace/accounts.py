@@ -99,6 +99,17 @@ def get_user(workspace_dir: Path, name: str) -> User | None:
     return _user(row) if row else None
 
 
+def set_password(workspace_dir: Path, name: str, password: str) -> None:
+    """Replace an account's password (and end its sessions)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+    with connect(workspace_dir) as con:
+        changed = con.execute("UPDATE users SET password_hash = ? WHERE name = ?", [_HASHER.hash(password), name])
+        if changed.rowcount == 0:
+            raise AccountError(f"no user {name!r}")
+        con.execute("UPDATE sessions SET ended = 1 WHERE user_name = ?", [name])
+
+
 def disable_user(workspace_dir: Path, name: str) -> None:
     """Disable an account and end its sessions at once."""
     with connect(workspace_dir) as con:

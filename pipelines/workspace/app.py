@@ -26,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 from openpyxl import Workbook
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines import html_charts
@@ -118,6 +119,8 @@ def _client(request: Request) -> str:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """The workspace app. GET pages are plain functions (FastAPI runs them in its thread pool, so SQLite and
+    chart rendering never block the event loop); form posts are async only to read the form."""
     sessions = Sessions(settings.workspace_dir, settings.workspace)
     ws = Workspace(settings, sessions, SnapshotReader(settings.workspace_dir))
     # Autoescaping everywhere (not only for .html names): team names and ids are data, never markup.
@@ -213,12 +216,12 @@ def create_app(settings: Settings) -> FastAPI:
     # ------------------------------------------------------------------------------------------------ login
 
     @app.get("/", response_class=HTMLResponse)
-    async def home(request: Request) -> Response:
+    def home(request: Request) -> Response:
         session = signed_in(request)
         return RedirectResponse(_home_of(session.user), status_code=303)
 
     @app.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request) -> Response:
+    def login_form(request: Request) -> Response:
         cookie, token = ws.sessions.login_token()
         response = page(request, "login.html", login_token=token, error="")
         _set_cookie(response, LOGIN_COOKIE, cookie, settings, max_age=3600)
@@ -242,7 +245,8 @@ def create_app(settings: Settings) -> FastAPI:
         if ws.sessions.locked(keys):
             ws.audit(AuditEvent("login", "locked", user_name=name or None, detail="too many failed attempts"))
             return again("Too many failed attempts. Try again later.", 429)
-        user = check_password(ws.dir, name, form.get("password", ""))
+        # argon2 takes tens of milliseconds by design: off the event loop.
+        user = await run_in_threadpool(check_password, ws.dir, name, form.get("password", ""))
         if user is None:
             ws.sessions.failed(keys)
             ws.audit(AuditEvent("login", "failed", user_name=name or None))
@@ -270,7 +274,7 @@ def create_app(settings: Settings) -> FastAPI:
     # ------------------------------------------------------------------------------------------------ the list
 
     @app.get("/teams/{team_id}/list", response_class=HTMLResponse)
-    async def team_list(request: Request, team_id: str) -> Response:
+    def team_list(request: Request, team_id: str) -> Response:
         scoped = team_page(request, team_id, "view_list", "view_people")
         if isinstance(scoped, Response):
             return scoped
@@ -371,7 +375,7 @@ def create_app(settings: Settings) -> FastAPI:
         return session, snap, form
 
     @app.get("/teams/{team_id}/people/{person_id}", response_class=HTMLResponse)
-    async def person(request: Request, team_id: str, person_id: str) -> Response:
+    def person(request: Request, team_id: str, person_id: str) -> Response:
         session = signed_in(request)
         snap = person_scope(request, session, team_id, person_id, "view_person")
         if isinstance(snap, Response):
@@ -428,7 +432,7 @@ def create_app(settings: Settings) -> FastAPI:
     # ------------------------------------------------------------------------------------------------ caseload
 
     @app.get("/teams/{team_id}/caseload", response_class=HTMLResponse)
-    async def team_caseload(request: Request, team_id: str) -> Response:
+    def team_caseload(request: Request, team_id: str) -> Response:
         scoped = team_page(request, team_id, "view_caseload", "view_people")
         if isinstance(scoped, Response):
             return scoped
@@ -454,7 +458,7 @@ def create_app(settings: Settings) -> FastAPI:
     # ------------------------------------------------------------------------------------------------ downloads
 
     @app.get("/teams/{team_id}/download.{kind}")
-    async def download(request: Request, team_id: str, kind: str) -> Response:
+    def download(request: Request, team_id: str, kind: str) -> Response:
         scoped = team_page(request, team_id, "download", "download_list", kind in ("csv", "xlsx"))
         if isinstance(scoped, Response):
             return scoped
@@ -471,7 +475,7 @@ def create_app(settings: Settings) -> FastAPI:
     # ------------------------------------------------------------------------------------------------ analysts, admins
 
     @app.get("/aggregates", response_class=HTMLResponse)
-    async def aggregates(request: Request) -> Response:
+    def aggregates(request: Request) -> Response:
         session = signed_in(request)
         if not session.user.can("view_aggregates"):
             return forbidden(request, session, "view_aggregates", "Your role does not show the aggregates.")
@@ -483,7 +487,7 @@ def create_app(settings: Settings) -> FastAPI:
         return page(request, "aggregates.html", rows=rows)
 
     @app.get("/admin", response_class=HTMLResponse)
-    async def admin(request: Request) -> Response:
+    def admin(request: Request) -> Response:
         session = signed_in(request)
         if not session.user.can("administer"):
             return forbidden(request, session, "view_audit", "Only administrators see accounts and the audit trail.")

@@ -46,7 +46,8 @@ def register(app: typer.Typer, load: Callable[[Path | None, dict[str, Any]], Set
 
         from pipelines.workspace.app import create_app
 
-        settings = load(config, {"home": home, "workspace": {"host": host, "port": port}})
+        listen = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+        settings = load(config, {"home": home, "workspace": listen})
         conf = settings.workspace
         console.print(f"MDT workspace on http://{conf.host}:{conf.port}/ (state in {settings.workspace_dir})")
         uvicorn.run(create_app(settings), host=conf.host, port=conf.port, log_level="warning", access_log=False)
