@@ -29,8 +29,10 @@ from openpyxl import Workbook
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipelines import html_charts
-from pipelines.publish import OUTCOME_RISK_COLUMNS, SETTING_ORDER, TIER_ORDER, _timeline_events, _waterfall_steps
+from pipelines.publish import charts as html_charts
+from pipelines.publish.html import SETTING_ORDER, _timeline_events, _waterfall_steps
+from pipelines.publish.publication import OUTCOME_RISK_COLUMNS
+from pipelines.publish.wording import TIER_ORDER
 from pipelines.settings import Settings
 from pipelines.workspace import audit, caseload
 from pipelines.workspace.accounts import Role, User, check_password, list_users

@@ -25,8 +25,8 @@ from typing import Any
 
 import polars as pl
 
-from data_contracts.reference import REFERENCE_CURRENCY
 from features.inputs import add_months
+from pipelines.publish.publication import Publication
 
 log = logging.getLogger("riskstrat.workspace")
 
@@ -51,28 +51,18 @@ class PublishedRun:
     opted_out_ids: set[str] = field(default_factory=set)
 
 
-def published_run(result: Any) -> PublishedRun:
-    """The snapshot's inputs from a scoring result (`pipelines.scoring.ScoreResult`)."""
+def published_run(publication: Publication) -> PublishedRun:
+    """The snapshot's inputs from the run's `Publication` (what publishing wrote, same frames and provenance)."""
     from pipelines.publish import aggregate_summary
 
-    first = result.team_list.row(0, named=True) if result.team_list.height else {}
-    provenance = {
-        "run_id": result.run_id,
-        "as_of": result.as_of.isoformat(),
-        "model_versions": str(first.get("model_versions", "")),
-        "data_batches": str(first.get("data_batches", "")),
-        "explain_scale": str(first.get("explain_scale", "log-odds")),
-        "ranking_outcome": result.ranking_outcome,
-        "cost_currency": str(first.get("cost_currency") or REFERENCE_CURRENCY),
-    }
     return PublishedRun(
-        provenance=provenance,
-        team_list=result.team_list,
-        explanations=result.explanations,
-        activity=result.activity,
-        leavers=result.leavers,
-        summary=aggregate_summary(result.population_summary),
-        opted_out_ids=set(result.opted_out_ids),
+        provenance=publication.provenance.as_dict(),
+        team_list=publication.team_list,
+        explanations=publication.explanations,
+        activity=publication.activity,
+        leavers=publication.leavers,
+        summary=aggregate_summary(publication.population_summary),
+        opted_out_ids=set(publication.opted_out_ids),
     )
 
 
