@@ -86,6 +86,7 @@ def run_frames(
                     "previous_rank": None if CHANGES[i % len(CHANGES)] == "new" else i + 2,
                     "explain_scale": "log-odds",
                     "base_logodds": -2.5,
+                    "start_risk": 0.076,
                     "logodds": -0.5 - 0.1 * i,
                 }
             )
@@ -104,7 +105,9 @@ def run_frames(
                         "feature": feature,
                         "feature_label": label,
                         "value": "2",
+                        "reason": feature,
                         "contribution": contribution,
+                        "points": contribution / 10,
                         "phrase": f"{label}: raises risk" if contribution > 0 else f"{label}: lowers risk",
                         "direction": "raises" if contribution > 0 else "lowers",
                     }

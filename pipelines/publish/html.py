@@ -167,12 +167,7 @@ def person_page(
 ) -> str:
     row = {"name": None, "nhs_number": None, **row}
     ordered = sorted(reasons, key=lambda r: r["reason_rank"])
-    waterfall = charts.waterfall_svg(
-        float(row["start_risk"]),
-        _waterfall_steps(row, ordered),
-        "Starting point: a person with the model's average score",
-        "This person's risk",
-    )
+    waterfall = person_waterfall(row, ordered)
     events = _timeline_events(activity, prov.cost_currency)
     risks = [
         (label, fmt_pct(row[col]), col == f"risk_{prov.ranking_outcome}")
@@ -193,6 +188,17 @@ def person_page(
         contacts=len(events),
         window=window,
         recorded_cost=sum(a["cost"] for a in activity if a.get("cost") is not None),
+    )
+
+
+def person_waterfall(row: dict[str, Any], ordered_reasons: list[dict[str, Any]]) -> str:
+    """The person's waterfall (SVG): from the average person's risk, through each reason, to theirs. Also drawn
+    on the MDT workspace's person page."""
+    return charts.waterfall_svg(
+        float(row["start_risk"]),
+        _waterfall_steps(row, ordered_reasons),
+        "Starting point: a person with the model's average score",
+        "This person's risk",
     )
 
 

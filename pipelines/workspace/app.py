@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.publish import charts as html_charts
-from pipelines.publish.html import SETTING_ORDER, _timeline_events, _waterfall_steps
+from pipelines.publish.html import SETTING_ORDER, _timeline_events, person_waterfall
 from pipelines.publish.publication import OUTCOME_RISK_COLUMNS
 from pipelines.publish.wording import TIER_ORDER
 from pipelines.settings import Settings
@@ -325,9 +325,6 @@ def create_app(settings: Settings) -> FastAPI:
     def person_context(snap: RunSnapshot, team_id: str, person_id: str) -> dict[str, Any]:
         row = snap.people[(team_id, person_id)]
         reasons = snap.reasons.get(person_id, [])
-        steps = _waterfall_steps(row, reasons)
-        final = "This person's score" if row.get("logodds") is not None else "Score from these reasons"
-        scale = snap.provenance.get("explain_scale", "log-odds")
         window = (_months_before(snap.as_of, ACTIVITY_MONTHS), snap.as_of)
         activity = snap.activity.get(person_id, [])
         currency = snap.provenance.get("cost_currency", "GBP")
@@ -335,7 +332,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {
             "row": row,
             "reasons": reasons,
-            "waterfall": html_charts.waterfall_svg(float(row["base_logodds"]), steps, scale, final),
+            "waterfall": person_waterfall(row, reasons),
             "timeline": html_charts.timeline_svg(events, window[0], window[1], SETTING_ORDER),
             "events": len(events),
             "window": window,
