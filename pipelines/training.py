@@ -16,15 +16,15 @@ from typing import Any
 
 import polars as pl
 
+from data_contracts.dates import add_months
 from data_contracts.errors import NotReadyError
 from features.build import build_features, categorical_columns, feature_columns
-from features.inputs import Tables, add_months
+from features.inputs import Tables
 from features.outcomes import label_outcomes
 from features.settings import OutcomeSettings
 from models.cohorts import age_band
-from pipelines.ingest import cost_currency
 from pipelines.settings import Settings
-from pipelines.warehouse import earliest_event_date, latest_extract_date, read_tables
+from pipelines.warehouse import cost_currency, earliest_event_date, latest_extract_date, read_tables
 
 log = logging.getLogger("riskstrat.train")
 
