@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from data_contracts.dates import add_months
 from data_contracts.tables import TABLES
 from features.build import eligible_people
 from features.catalogue import CATALOGUE, gp_event_feature_stems
@@ -34,7 +35,6 @@ from features.hospital import (
     hospital_spells,
     outpatient_appointments,
 )
-from features.inputs import add_months
 from features.prescribing import prescribing
 from features.primary_community import community_contacts, gp_contacts
 from pipelines.warehouse import read_tables

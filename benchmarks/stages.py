@@ -131,7 +131,8 @@ def weekly(db: str, home: str, batch_dir: str) -> dict[str, Any]:
     scores and publish every team's outputs."""
     from pipelines.ingest import ingest_batch
     from pipelines.publish import publish
-    from pipelines.scoring import score_population, store
+    from pipelines.scoring import score_population
+    from pipelines.warehouse import store_scores
 
     settings = _settings(home, db)
     parts: dict[str, float] = {}
@@ -142,7 +143,7 @@ def weekly(db: str, home: str, batch_dir: str) -> dict[str, Any]:
     result = score_population(settings)
     parts["score_and_explain"] = time.perf_counter() - step
     step = time.perf_counter()
-    store(settings.db, result)
+    store_scores(settings.db, result)
     parts["store"] = time.perf_counter() - step
     step = time.perf_counter()
     report = publish(settings.outputs, result.publication)

@@ -1,13 +1,16 @@
 """The vocabulary of a data contract: typed columns and tables with a declared grain.
 
 A table is declared once (see `tables.py`); that declaration drives row validation, the DuckDB DDL
-and the generated data dictionary.
+(`pipelines.warehouse`) and the generated data dictionary. A column's contract type names its Polars and DuckDB
+types (`Column.polars_type`, `Column.duckdb_type`): the only map from contract types to storage types.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+import polars as pl
 
 from data_contracts.reference import codelist
 
@@ -19,6 +22,13 @@ DUCKDB_TYPES: dict[str, str] = {
     "float": "DOUBLE",
     "date": "DATE",
     "bool": "BOOLEAN",
+}
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "date": pl.Date(),
+    "bool": pl.Boolean(),
 }
 
 
@@ -40,6 +50,10 @@ class Column:
     @property
     def duckdb_type(self) -> str:
         return DUCKDB_TYPES[self.type]
+
+    @property
+    def polars_type(self) -> pl.DataType:
+        return POLARS_TYPES[self.type]
 
     def allowed_values(self) -> set[str] | None:
         return codelist(self.codelist).accepted() if self.codelist else None
@@ -100,9 +114,3 @@ class Table:
             if c.name == name:
                 return c
         raise KeyError(f"{self.name} has no column {name!r}")
-
-    def ddl(self, table_name: str | None = None) -> str:
-        """DuckDB DDL. The grain is enforced by the loader (replace-by-key), not by a PRIMARY KEY:
-        DuckDB's ART index over tens of millions of string keys costs memory and slows bulk loads."""
-        cols = ",\n  ".join(f"{c.name} {c.duckdb_type}" for c in self.all_columns)
-        return f"CREATE TABLE IF NOT EXISTS {table_name or self.name} (\n  {cols}\n)"

@@ -58,13 +58,6 @@ RAW_PREFIX = "_raw_"
 # Columns of a person lookup frame (see `validate_table`).
 PERSON_LOOKUP_COLUMNS = ("person_id", "birth_year", "birth_month")
 
-POLARS_TYPES: dict[str, pl.DataType] = {
-    "string": pl.String(),
-    "int": pl.Int64(),
-    "float": pl.Float64(),
-    "date": pl.Date(),
-    "bool": pl.Boolean(),
-}
 _BOOL_TEXT = {"true": True, "t": True, "1": True, "yes": True, "y": True}
 _BOOL_TEXT |= {"false": False, "f": False, "0": False, "no": False, "n": False}
 DATE_FORMAT = "%Y-%m-%d"
@@ -169,7 +162,7 @@ def parse_text(text: pl.Expr, column_type: str) -> pl.Expr:
 def parse_expr(column: Column, source: pl.DataType) -> pl.Expr:
     """Contract-typed value of `column` read with dtype `source`."""
     raw = pl.col(column.name)
-    target = POLARS_TYPES[column.type]
+    target = column.polars_type
     if column.type == "string":
         return clean_text(raw)
     if source == target and column.type != "float":

@@ -13,12 +13,13 @@ from datetime import date
 
 import polars as pl
 
+from data_contracts.dates import add_months
 from features.catalogue import CATALOGUE, Feature
 from features.conditions import hospital_diagnosis_scores, long_term_conditions
 from features.costs import cost_total_12m
 from features.demographics import born_before, demographics
 from features.hospital import ae_attendances, hospital_spells, outpatient_appointments, unplanned_trend_6m
-from features.inputs import Tables, add_months, contract_table
+from features.inputs import Tables, contract_table
 from features.prescribing import prescribing
 from features.primary_community import community_contacts, gp_contacts
 from features.recency import RECENCY_PARTS, contacts_recency_weighted

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import polars as pl
 
+from data_contracts.dates import day_number
 from data_contracts.reference import codelist
 from features.catalogue import ltc_feature_name
-from features.inputs import Tables, contract_table, day_number, exact_sum, window_start
+from features.inputs import Tables, contract_table, exact_sum, window_start
 
 FEATURE_REFERENCE_DIR = Path(__file__).parent / "reference"
 

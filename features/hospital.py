@@ -10,16 +10,8 @@ from datetime import date
 
 import polars as pl
 
-from features.inputs import (
-    WINDOW_MONTHS,
-    Tables,
-    codes_in_group,
-    contract_table,
-    day_number,
-    day_of,
-    exact_sum,
-    window_start,
-)
+from data_contracts.dates import day_number
+from features.inputs import WINDOW_MONTHS, Tables, codes_in_group, contract_table, day_of, exact_sum, window_start
 from features.recency import recency_weighted_count
 
 EMERGENCY_ADMISSION_METHODS = codes_in_group("admission_method", "emergency")

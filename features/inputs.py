@@ -1,4 +1,5 @@
-"""How the feature layer reads its inputs: contract tables as LazyFrames, code groups, dates as day numbers.
+"""How the feature layer reads its inputs: contract tables as LazyFrames, code groups, date columns as day numbers
+(`data_contracts.dates`).
 
 Every feature function receives `tables: Mapping[str, pl.LazyFrame]` keyed by contract table name. A table may
 be missing, empty or lack a derived column; `contract_table` always returns a frame with every contract column
@@ -7,12 +8,12 @@ so that feature code never branches on what was loaded.
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Mapping
 from datetime import date
 
 import polars as pl
 
+from data_contracts.dates import add_months, day_number
 from data_contracts.reference import codelist
 from data_contracts.tables import TABLES
 
@@ -21,19 +22,9 @@ Tables = Mapping[str, pl.LazyFrame]
 # Look-back windows of the windowed counts, in calendar months before as_of.
 WINDOW_MONTHS: tuple[int, ...] = (3, 6, 12, 24)
 
-_POLARS_TYPES: dict[str, pl.DataType] = {
-    "string": pl.String(),
-    "int": pl.Int64(),
-    "float": pl.Float64(),
-    "date": pl.Date(),
-    "bool": pl.Boolean(),
-}
-
-_EPOCH = date(1970, 1, 1)
-
 
 def contract_schema(name: str) -> dict[str, pl.DataType]:
-    return {c.name: _POLARS_TYPES[c.type] for c in TABLES[name].all_columns}
+    return {c.name: c.polars_type for c in TABLES[name].all_columns}
 
 
 def contract_table(tables: Tables, name: str) -> pl.LazyFrame:
@@ -59,22 +50,8 @@ def exact_sum(values: pl.Expr, scale: int = FIXED_POINT_SCALE) -> pl.Expr:
     return ((values * scale).round().cast(pl.Int64).sum() / scale).cast(pl.Float64)
 
 
-def day_number(d: date) -> int:
-    """Days since 1970-01-01: the integer a pl.Date column holds, so date arithmetic stays in integers."""
-    return (d - _EPOCH).days
-
-
 def day_of(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.Int32)
-
-
-def add_months(d: date, months: int) -> date:
-    """Calendar-month arithmetic (like dateutil's relativedelta and Polars `dt.offset_by("Nmo")`): the day is
-    kept and clamped to the end of a shorter month, so 31 March minus 1 month is 28 or 29 February."""
-    month_index = d.year * 12 + (d.month - 1) + months
-    year, month = divmod(month_index, 12)
-    month += 1
-    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def window_start(as_of: date, months: int) -> int:

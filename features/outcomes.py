@@ -30,11 +30,12 @@ from datetime import date
 
 import polars as pl
 
+from data_contracts.dates import add_months, day_number
 from data_contracts.tables import COSTED_EVENT_DATES
 from features.build import eligible_people
 from features.costs import social_care_cost_in_period, social_care_services
 from features.hospital import EMERGENCY_ADMISSION_METHODS
-from features.inputs import Tables, add_months, contract_table, day_number, day_of, exact_sum
+from features.inputs import Tables, contract_table, day_of, exact_sum
 from features.settings import OutcomeSettings
 from features.social_care import CARE_HOME_GROUPS, service_group
 

@@ -15,7 +15,8 @@ from datetime import date
 
 import polars as pl
 
-from features.inputs import day_number, exact_sum, window_start
+from data_contracts.dates import day_number
+from features.inputs import exact_sum, window_start
 
 # A contact one month earlier counts 0.9 as much: one a year ago counts 0.28, two years ago 0.08.
 RECENCY_DECAY_PER_MONTH = 0.9

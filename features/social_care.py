@@ -10,9 +10,10 @@ from datetime import date
 
 import polars as pl
 
+from data_contracts.dates import day_number
 from features.catalogue import ASC_SERVICE_PRIORITY
 from features.costs import ONE_OFF_FREQUENCIES, social_care_cost_in_period
-from features.inputs import Tables, contract_table, day_number, day_of, exact_sum, group_of_code, window_start
+from features.inputs import Tables, contract_table, day_of, exact_sum, group_of_code, window_start
 
 CARE_HOME_GROUPS = ("residential", "nursing")
 HOURLY_FREQUENCY = "Hourly"

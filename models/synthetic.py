@@ -17,6 +17,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from data_contracts.dates import months_between
+
 DEFAULT_INDEX_DATES: tuple[date, ...] = (
     date(2022, 1, 1),
     date(2022, 4, 1),
@@ -47,10 +49,6 @@ CATEGORICAL_FEATURES: tuple[str, ...] = ("sex", "ethnicity_group", "social_care_
 FEATURES: tuple[str, ...] = NUMERIC_FEATURES + BOOL_FEATURES + CATEGORICAL_FEATURES
 
 
-def _months_between(start: date, end: date) -> int:
-    return (end.year - start.year) * 12 + (end.month - start.month)
-
-
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -71,7 +69,7 @@ def make_training_frame(
     dates = sorted(index_dates)
     # Latent need on a quarterly grid starting four quarters before the first index date, so that
     # "last 12 months" features exist for every index date.
-    quarter_of = {d: _months_between(dates[0], d) // 3 + 4 for d in dates}
+    quarter_of = {d: months_between(dates[0], d) // 3 + 4 for d in dates}
     n_quarters = max(quarter_of.values()) + 1
 
     person_id = np.array([f"P{i:07d}" for i in range(n_people)])
@@ -100,7 +98,7 @@ def make_training_frame(
     frames = []
     for d in dates:
         q = quarter_of[d]
-        years_on = _months_between(dates[0], d) / 12.0
+        years_on = months_between(dates[0], d) / 12.0
         age = np.floor(age0 + years_on)
         past_need = need[:, q - 4 : q].mean(axis=1)
         now_need = need[:, q]

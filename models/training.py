@@ -19,7 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from features.inputs import add_months
+from data_contracts.dates import add_months
 from models.metrics import evaluate, subgroup_metrics
 from models.settings import TrainingSettings
 

@@ -106,10 +106,11 @@ def train(
 
 @task(cache_policy=NO_CACHE)
 def score_task(settings: Settings, as_of: str | None) -> Any:
-    from pipelines.scoring import score_population, store
+    from pipelines.scoring import score_population
+    from pipelines.warehouse import store_scores
 
     result = score_population(settings, date.fromisoformat(as_of) if as_of else None)
-    store(settings.db, result)
+    store_scores(settings.db, result)
     log.info("scored %s", ", ".join(f"{k} {v:,}" for k, v in result.counts().items()))
     return result
 

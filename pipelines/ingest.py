@@ -8,15 +8,17 @@ gives the same answer as the first run.
 One batch is one DuckDB transaction: any failure rolls everything back. Within it:
 1. the batch id is looked up in `batches`: same file checksums -> no-op; different -> BatchRejected;
 2. every file's header is checked (a missing required column rejects the whole batch);
-3. tables load in `LOAD_ORDER`: opt-outs first (and an opt-out deletes that person's rows loaded by
-   earlier batches, counted as `rows_removed`), then persons, then the rest, each checked against the
-   persons and opt-outs already in the database (including this batch's, loaded just before);
+3. tables load in `LOAD_ORDER`: opt-outs first (and an opt-out erases that person from every warehouse table
+   declared to hold person rows, `pipelines.warehouse.erase_people`, counted as `rows_removed`), then persons,
+   then the rest, each checked against the persons and opt-outs already in the database (including this
+   batch's, loaded just before);
 4. each table's valid rows replace any rows with the same grain key (corrections win), rejected rows go
    to `quarantine`, and the counts must reconcile (read = loaded + quarantined + excluded) before commit.
 
 Lookups touch only the person ids present in the batch (semi-joins against a registered frame), so a
 weekly batch costs in proportion to its size, apart from the key-replacement deletes, which scan the key
-columns of the target table (there is deliberately no PRIMARY KEY index; see `Table.ddl`).
+columns of the target table (deliberately no PRIMARY KEY index: see `pipelines.warehouse.WarehouseTable.ddl`).
+The tables themselves, their DDL and the currency of a database are the warehouse's (`pipelines.warehouse`).
 Log messages carry counts only, never person-level values.
 """
 
@@ -27,8 +29,6 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,7 +42,7 @@ from data_contracts.importer import BATCH_MANIFEST, ImportWarning, recorded_warn
 from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.schema import Table
 from data_contracts.settings import IngestSettings
-from data_contracts.tables import ACTIVITY_TABLES, OPT_OUTS, PERSONS, TABLES
+from data_contracts.tables import OPT_OUTS, PERSONS, TABLES
 from data_contracts.validation import (
     PERSON_LOOKUP_COLUMNS,
     FileRejected,
@@ -53,6 +53,16 @@ from data_contracts.validation import (
     read_table_file,
     validate_table,
 )
+from pipelines.warehouse import (
+    QUARANTINE,
+    MixedCurrencies,
+    database_currency,
+    ensure_schema,
+    erase_people,
+    loaded_checksum,
+    registered,
+    rows_changed,
+)
 
 log = logging.getLogger("riskstrat.ingest")
 
@@ -62,29 +72,6 @@ LOAD_ORDER: tuple[str, ...] = (
     *(n for n in TABLES if n not in (OPT_OUTS.name, PERSONS.name)),
 )
 """Opt-outs before persons before activity: later tables are checked against the earlier ones."""
-PERSON_TABLES: tuple[str, ...] = (PERSONS.name, *ACTIVITY_TABLES)
-"""Tables an opt-out removes rows from."""
-
-# Bookkeeping tables (not contract tables: they describe loads, not people).
-META_DDL: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS quarantine (
-  batch_id VARCHAR, table_name VARCHAR, source_row BIGINT, column_name VARCHAR,
-  reason VARCHAR, all_reasons VARCHAR, raw_values VARCHAR
-)""",
-    """CREATE TABLE IF NOT EXISTS ingest_log (
-  batch_id VARCHAR, table_name VARCHAR, file_name VARCHAR, sha256 VARCHAR,
-  rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_excluded BIGINT, rows_removed BIGINT,
-  extract_date DATE, loaded_at TIMESTAMP
-)""",
-    """CREATE TABLE IF NOT EXISTS batches (
-  batch_id VARCHAR, extract_date DATE, loaded_at TIMESTAMP, files_sha256 VARCHAR
-)""",
-    # Databases created before batches recorded a currency gain the column (their batches were all GBP).
-    "ALTER TABLE batches ADD COLUMN IF NOT EXISTS currency VARCHAR",
-    # An opt-out row that fails validation (a bad date, an unknown type) still records an objection: its
-    # person id is honoured here, while the row itself stays in quarantine for the data team to fix.
-    """CREATE TABLE IF NOT EXISTS opt_outs_unverified (person_id VARCHAR, batch_id VARCHAR)""",
-)
 
 
 class BatchRejected(DomainError):
@@ -241,35 +228,6 @@ def resolve_extract_date(batch: Batch) -> date | None:
 # ---------------------------------------------------------------------------------------------- database
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every contract table and the bookkeeping tables when absent."""
-    for table in TABLES.values():
-        con.execute(table.ddl())
-    for ddl in META_DDL:
-        con.execute(ddl)
-
-
-def _previous_checksum(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None:
-    rows = con.execute("SELECT files_sha256 FROM batches WHERE batch_id = ?", [batch_id]).fetchall()
-    return rows[0][0] if rows else None
-
-
-def _changed(con: duckdb.DuckDBPyConnection, statement: str, params: list[object] | None = None) -> int:
-    """Run a DELETE/INSERT and return how many rows it changed (fetching all, so no result stays open)."""
-    rows = con.execute(statement, params or []).fetchall()
-    return int(rows[0][0]) if rows else 0
-
-
-@contextmanager
-def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
-    """Expose a Polars frame to SQL as `name` for the block (as Arrow: zero-copy and cheap to register)."""
-    con.register(name, frame.to_arrow())
-    try:
-        yield
-    finally:
-        con.unregister(name)
-
-
 def _person_ids(raw: pl.DataFrame) -> pl.DataFrame:
     """Distinct person ids in a file, cleaned as validation cleans them."""
     return raw.select(clean_text(pl.col("person_id")).alias("person_id")).drop_nulls().unique()
@@ -300,43 +258,18 @@ def replace_rows(con: duckdb.DuckDBPyConnection, table: Table, staged: pl.DataFr
     columns = ", ".join(c.name for c in table.all_columns)
     on = " AND ".join(f"t.{k} = s.{k}" for k in table.grain)
     with registered(con, "_staged", staged):
-        replaced = _changed(con, f"DELETE FROM {table.name} AS t USING _staged AS s WHERE {on}")
-        inserted = _changed(con, f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM _staged")
+        replaced = rows_changed(con, f"DELETE FROM {table.name} AS t USING _staged AS s WHERE {on}")
+        inserted = rows_changed(con, f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM _staged")
     return replaced, inserted
 
 
 def remove_opted_out(con: duckdb.DuckDBPyConnection, opted_out: pl.DataFrame) -> dict[str, int]:
-    """Delete earlier batches' rows of people who opted out (every person table and the quarantine)."""
-    removed: dict[str, int] = {}
-    if opted_out.is_empty():
-        return removed
-    with registered(con, "_opted_out", opted_out.select("person_id").unique()):
-        for name in PERSON_TABLES:
-            n = _changed(con, f"DELETE FROM {name} AS t USING _opted_out AS o WHERE t.person_id = o.person_id")
-            if n:
-                removed[name] = n
-        forget_in_outputs(con)
-        # Quarantine keeps raw rows, which are that person's data too.
-        n = _changed(
-            con,
-            "DELETE FROM quarantine AS q USING _opted_out AS o "
-            "WHERE json_extract_string(q.raw_values, '$.person_id') = o.person_id",
-        )
-    if n:
-        log.info("removed %d quarantine rows of people who opted out", n)
-    return removed
-
-
-def forget_in_outputs(con: duckdb.DuckDBPyConnection) -> None:
-    """Scrub people in `_opted_out` from stored scoring results: scores are deleted; on past team lists the id
-    becomes null, so next week's changes can count a leaver who opted out without naming them."""
-    present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if "risk_scores" in present:
-        con.execute("DELETE FROM risk_scores AS t USING _opted_out AS o WHERE t.person_id = o.person_id")
-    if "team_list_history" in present:
-        con.execute(
-            "UPDATE team_list_history AS t SET person_id = NULL FROM _opted_out AS o WHERE t.person_id = o.person_id"
-        )
+    """Erase people who opted out from every table holding their rows (`erase_people`); returns the rows
+    removed per contract table (what `ingest_log.rows_removed` counts)."""
+    erased = erase_people(con, opted_out.select("person_id"))
+    if erased.get(QUARANTINE.name):
+        log.info("removed %d quarantine rows of people who opted out", erased[QUARANTINE.name])
+    return {table: n for table, n in erased.items() if table in TABLES}
 
 
 def honour_quarantined_opt_outs(con: duckdb.DuckDBPyConnection, batch: Batch, result: ValidationResult) -> pl.DataFrame:
@@ -359,7 +292,7 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, batch_id: str, table: str, 
     if quarantine.is_empty():
         return
     with registered(con, "_quarantine", quarantine):
-        _changed(
+        rows_changed(
             con,
             "INSERT INTO quarantine "
             "SELECT ?, ?, source_row, column_name, reason, all_reasons, raw_values FROM _quarantine",
@@ -389,39 +322,19 @@ def write_log(
             for c in counts
         ],
     )
-    _changed(
+    rows_changed(
         con,
         "INSERT INTO batches (batch_id, extract_date, loaded_at, files_sha256, currency) VALUES (?, ?, ?, ?, ?)",
         [batch.batch_id, extract_date, at, batch.combined_sha256, batch.currency],
     )
 
 
-def database_currency(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The currency of the costs already loaded (None for an empty database); batches loaded before the
-    currency was recorded are GBP."""
-    query = "SELECT column_name FROM information_schema.columns WHERE table_name = 'batches'"
-    columns = {row[0] for row in con.execute(query).fetchall()}
-    if not columns:
-        return None
-    # Read-only readers of a database from before the column existed: every batch there is GBP.
-    currency = "currency" if "currency" in columns else "NULL"
-    rows = con.execute(
-        f"SELECT DISTINCT coalesce({currency}, ?) FROM batches ORDER BY 1", [REFERENCE_CURRENCY]
-    ).fetchall()
-    if len(rows) > 1:
-        raise BatchRejected(f"the database already mixes currencies ({', '.join(r[0] for r in rows)})")
-    return rows[0][0] if rows else None
-
-
-def cost_currency(db_path: Path) -> str:
-    """The currency of the costs in a riskstrat database (the unit costs' currency when it holds no batch)."""
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        return database_currency(con) or REFERENCE_CURRENCY
-
-
 def check_currency(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     """Costs are never converted, so one database holds one currency: refuse a batch in another."""
-    held = database_currency(con)
+    try:
+        held = database_currency(con)
+    except MixedCurrencies as exc:
+        raise BatchRejected(str(exc)) from exc
     if held is not None and held != batch.currency:
         raise BatchRejected(
             f"batch {batch.batch_id}: its costs are in {batch.currency} but the database holds costs in {held}; "
@@ -547,7 +460,7 @@ def ingest_batch(
     try:
         con.begin()
         ensure_schema(con)
-        previous = _previous_checksum(con, batch.batch_id)
+        previous = loaded_checksum(con, batch.batch_id)
         if previous == batch.combined_sha256:
             con.rollback()
             log.info("batch %s: already loaded with the same files; nothing to do", batch.batch_id)

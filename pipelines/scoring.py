@@ -2,7 +2,8 @@
 team's list at its capacity, explain everyone listed, and say what changed since last week.
 
 Plain Python; the `score` flow wraps it. Person-level results stay in the warehouse (`risk_scores`,
-`team_list_history`) and in each team's own outputs; logs carry counts only.
+`team_list_history`, stored by `pipelines.warehouse.store_scores`) and in each team's own outputs; logs carry
+counts only.
 """
 
 from __future__ import annotations
@@ -10,25 +11,31 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
+from data_contracts.dates import add_months
 from data_contracts.errors import NotReadyError
 from data_contracts.reference import acsc_condition, codelist, icd10_words, money_prefix
 from features.build import build_features
 from features.catalogue import CATALOGUE
-from features.inputs import Tables, add_months
+from features.inputs import Tables
 from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, team_lists, week_on_week
-from pipelines.ingest import cost_currency
 from pipelines.publish import Provenance, Publication
 from pipelines.publish.publication import ACTIVITY_MONTHS, SCHEMAS
 from pipelines.settings import Settings
-from pipelines.warehouse import batch_ids, earliest_event_date, latest_extract_date, read_tables
+from pipelines.warehouse import (
+    batch_ids,
+    cost_currency,
+    earliest_event_date,
+    latest_extract_date,
+    previous_lists,
+    read_tables,
+)
 
 if TYPE_CHECKING:
     from models.reasons import Reasons
@@ -71,8 +78,6 @@ def _timeline_details() -> dict[str, tuple[str, str, pl.Expr]]:
 class ScoreResult:
     population: pl.DataFrame  # everyone scored, with each outcome's risk and the tier
     publication: Publication  # what publishing writes: the lists, reasons, leavers, activity, provenance
-    # The feature frame the scores came from (for monitoring; never published).
-    features: pl.DataFrame | None = field(repr=False, default=None)
 
     def counts(self) -> dict[str, int]:
         """Aggregate counts only: safe for logs and Prefect artifacts."""
@@ -93,11 +98,7 @@ def run_id_for(as_of: date, model_versions: dict[str, str], batches: list[str]) 
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def score_population(
-    settings: Settings, as_of: date | None = None, tables: Tables | None = None, data_warning: str | None = None
-) -> ScoreResult:
-    """`data_warning` (the data-quality gates' statement when scoring goes ahead despite errors) is stated on
-    every output, beside the data batches."""
+def score_population(settings: Settings, as_of: date | None = None, tables: Tables | None = None) -> ScoreResult:
     from models.explain import EXPLANATION_SCALE
     from models.reasons import build_reasons
     from models.registry import ModelRegistry
@@ -151,7 +152,6 @@ def score_population(
         ranking_outcome=ranking,
         explain_scale=EXPLANATION_SCALE,
         cost_currency=currency,
-        data_warning=data_warning,
     )
     team_list = _list_rows(marked, reasons, tables, as_of, ranking).with_columns(
         social_care_package=_package_text(currency)
@@ -165,7 +165,7 @@ def score_population(
         population_summary=_population_summary(population, teams, risk_col),
         opted_out_ids=frozenset(opted_out),
     )
-    return ScoreResult(population=population, publication=publication, features=features)
+    return ScoreResult(population=population, publication=publication)
 
 
 def _calibrated(model: TrainedModel, raw_logodds: np.ndarray) -> np.ndarray:
@@ -331,22 +331,6 @@ def _population_summary(population: pl.DataFrame, teams: pl.DataFrame, risk_col:
     )
 
 
-def previous_lists(db_path: Path, as_of: date) -> pl.DataFrame | None:
-    """Last week's lists: the most recent stored run before `as_of`. Opted-out people are stored with a null
-    id (see ingest), so they still count as leavers without being named."""
-    from pipelines.warehouse import connect
-
-    with connect(db_path) as con:
-        if not _has_table(con, "team_list_history"):
-            return None
-        frame = con.sql(
-            "SELECT team_id, person_id, rank, risk FROM team_list_history "
-            "WHERE as_of = (SELECT max(as_of) FROM team_list_history WHERE as_of < $1)",
-            params=[as_of],
-        ).pl()
-    return frame if frame.height else None
-
-
 def leaver_status(previous: pl.DataFrame | None, tables: Tables, as_of: date, teams: pl.DataFrame) -> pl.DataFrame:
     schema = {"person_id": pl.String, "died": pl.Boolean, "opted_out": pl.Boolean, "team_id_now": pl.String}
     if previous is None:
@@ -361,58 +345,3 @@ def leaver_status(previous: pl.DataFrame | None, tables: Tables, as_of: date, te
         team_id_now=pl.col("team_id"),
     )
     return known
-
-
-def _has_table(con: Any, name: str) -> bool:
-    query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    return bool(con.execute(query, [name]).fetchall()[0][0])
-
-
-HISTORY_DDL = (
-    "CREATE TABLE IF NOT EXISTS team_list_history (run_id VARCHAR, as_of DATE, team_id VARCHAR, person_id VARCHAR, "
-    "rank BIGINT, risk DOUBLE)",
-    "CREATE TABLE IF NOT EXISTS risk_scores (run_id VARCHAR, as_of DATE, person_id VARCHAR, outcome VARCHAR, "
-    "risk DOUBLE, tier VARCHAR, population_rank BIGINT)",
-)
-
-
-def store(db_path: Path, result: ScoreResult) -> None:
-    """Keep this run's scores and lists in the warehouse (next week's changes are measured against them).
-    Atomic, and idempotent per as-of date: a rerun for the same date replaces that date's rows."""
-    from pipelines.warehouse import connect
-
-    prov = result.publication.provenance
-    risk_cols = [c for c in result.population.columns if c.startswith("risk_")]
-    scores = result.population.unpivot(
-        index=["person_id", "tier", "population_rank"], on=risk_cols, variable_name="outcome", value_name="risk"
-    ).select(
-        pl.lit(prov.run_id).alias("run_id"),
-        pl.lit(prov.as_of).alias("as_of"),
-        "person_id",
-        pl.col("outcome").str.strip_prefix("risk_"),
-        "risk",
-        "tier",
-        "population_rank",
-    )
-    history = result.publication.team_list.select(
-        pl.lit(prov.run_id).alias("run_id"),
-        pl.lit(prov.as_of).alias("as_of"),
-        "team_id",
-        "person_id",
-        "rank",
-        pl.col("risk").cast(pl.Float64),
-    )
-    with connect(db_path, read_only=False) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for ddl in HISTORY_DDL:
-                con.execute(ddl)
-            for table, frame in (("risk_scores", scores), ("team_list_history", history)):
-                con.execute(f"DELETE FROM {table} WHERE as_of = ?", [prov.as_of])
-                con.register("incoming", frame.to_arrow())
-                con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
-                con.unregister("incoming")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise

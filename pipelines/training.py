@@ -16,15 +16,15 @@ from typing import Any
 
 import polars as pl
 
+from data_contracts.dates import add_months
 from data_contracts.errors import NotReadyError
 from features.build import build_features, categorical_columns, feature_columns
-from features.inputs import Tables, add_months
+from features.inputs import Tables
 from features.outcomes import label_outcomes
 from features.settings import OutcomeSettings
 from models.cohorts import age_band
-from pipelines.ingest import cost_currency
 from pipelines.settings import Settings
-from pipelines.warehouse import earliest_event_date, latest_extract_date, read_tables
+from pipelines.warehouse import cost_currency, earliest_event_date, latest_extract_date, read_tables
 
 log = logging.getLogger("riskstrat.train")
 
@@ -123,17 +123,6 @@ def with_oracle(frame: pl.DataFrame, truth_path: Path | None, eval_index: date) 
     return frame.join(wide, on=["person_id", "index_date"], how="left"), True
 
 
-def training_reference(frame: pl.DataFrame, model: Any, eval_index: date, bins: int) -> dict[str, Any]:
-    """What monitoring compares each week with: the features and the raw score (out of sample) of the training
-    frame's newest rows, at the evaluation index date. The newest rather than every index date because features
-    without a window (days since the last A&E attendance) depend on how much history lies behind the date: the
-    oldest fit dates see two years less of it than a weekly run, which reads as drift when nothing changed."""
-    from models.monitoring import reference_distribution
-
-    eval_rows = frame.filter(pl.col("index_date") == eval_index)
-    return reference_distribution(eval_rows, model.feature_cols, model.predict_raw_logodds(eval_rows), bins)
-
-
 @dataclass
 class TrainReport:
     plan: TrainingPlan
@@ -198,10 +187,7 @@ def train_all(
             seed=t.seed,
         )
         evaluations = evaluate_models(frame, model, baselines, t)
-        reference = training_reference(frame, model, plan.eval_index_date, settings.monitoring.psi_bins)
-        decision = registry.save(
-            model, baseline_evaluations=evaluations, eval_frame=frame, force_promotion=force, reference=reference
-        )
+        decision = registry.save(model, baseline_evaluations=evaluations, eval_frame=frame, force_promotion=force)
         decisions[outcome] = decision
         comparisons.append(comparison_table(outcome, evaluations))
         timings[outcome] = time.perf_counter() - step

@@ -1,24 +1,368 @@
-"""Reading the DuckDB warehouse into Polars for the feature layer (the only place features' inputs are read)."""
+"""The DuckDB warehouse: every table it holds, declared once, and every way the other layers read or write it.
+
+One declaration per table (`WAREHOUSE_TABLES`): the contract tables (columns from `data_contracts.tables`),
+ingest's bookkeeping (`quarantine`, `ingest_log`, `batches`, `opt_outs_unverified`) and scoring's history
+(`risk_scores`, `team_list_history`). From it come the DDL (`ensure_schema`) and erasure (`erase_people`):
+each table that holds rows about a person declares how erasing that person reaches them (`PersonRows`), and a
+table with a `person_id` column that declares neither that nor why its ids are kept is refused when the
+module loads. A new person-level table (a caseload, an audit trail) joins erasure by being declared here.
+
+Also here: which tables a database holds (`tables_present`), the currency of its costs (`database_currency`,
+`cost_currency`), last week's lists (`previous_lists`), storing a run's scores and lists (`store_scores`), and
+reading contract tables into Polars for the feature layer (`read_tables`: the only place features' inputs are
+read). Ingest (`pipelines.ingest`) loads batches through these; training and scoring read through them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from data_contracts.errors import NotReadyError
-from data_contracts.tables import COSTED_EVENT_DATES, TABLES
+from data_contracts.errors import DomainError, NotReadyError
+from data_contracts.reference import REFERENCE_CURRENCY
+from data_contracts.schema import Table
+from data_contracts.tables import COSTED_EVENT_DATES, OPT_OUTS, PERSONS, TABLES
 from features.inputs import contract_schema
+
+if TYPE_CHECKING:
+    from pipelines.scoring import ScoreResult
+
+
+class MixedCurrencies(DomainError):
+    """The database holds costs in more than one currency (costs are never converted)."""
+
+
+# ---------------------------------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class PersonRows:
+    """How erasing a person (an opt-out) reaches a table's rows."""
+
+    person_id: str = "person_id"
+    """SQL over the table's columns giving the row's person id."""
+    keep_row: bool = False
+    """True: the row stays with its person id set to null, so it is still counted but no longer names anyone."""
+
+
+@dataclass(frozen=True)
+class WarehouseTable:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type), in storage order
+    person_rows: PersonRows | None = None
+    kept_on_erasure: str = ""  # why a table with person ids keeps them when a person is erased
+    migrations: tuple[str, ...] = ()  # brings a table created by an older riskstrat up to these columns
+
+    def __post_init__(self) -> None:
+        if "person_id" in self.column_names and self.person_rows is None and not self.kept_on_erasure:
+            raise TypeError(
+                f"warehouse table {self.name} holds person ids: declare its person_rows or why it keeps ids"
+            )
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def ddl(self) -> str:
+        """The grain of a contract table is enforced by the loader (replace-by-key), not by a PRIMARY KEY:
+        DuckDB's ART index over tens of millions of string keys costs memory and slows bulk loads."""
+        columns = ",\n  ".join(f"{name} {kind}" for name, kind in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {columns}\n)"
+
+
+def _contract_table(table: Table) -> WarehouseTable:
+    # Persons and activity rows are the person's data; opt-outs are the objection itself, kept so that the
+    # person stays excluded from every later batch; teams hold no person rows.
+    holds_person_rows = table.name == PERSONS.name or table.person_linked
+    return WarehouseTable(
+        table.name,
+        tuple((c.name, c.duckdb_type) for c in table.all_columns),
+        person_rows=PersonRows() if holds_person_rows else None,
+        kept_on_erasure="the objection: it keeps the person out of every later batch" if table is OPT_OUTS else "",
+    )
+
+
+QUARANTINE = WarehouseTable(
+    "quarantine",
+    (
+        ("batch_id", "VARCHAR"),
+        ("table_name", "VARCHAR"),
+        ("source_row", "BIGINT"),
+        ("column_name", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("all_reasons", "VARCHAR"),
+        ("raw_values", "VARCHAR"),
+    ),
+    # The raw rows rejected by validation are that person's data too.
+    person_rows=PersonRows("json_extract_string(raw_values, '$.person_id')"),
+)
+INGEST_LOG = WarehouseTable(
+    "ingest_log",
+    (
+        ("batch_id", "VARCHAR"),
+        ("table_name", "VARCHAR"),
+        ("file_name", "VARCHAR"),
+        ("sha256", "VARCHAR"),
+        ("rows_read", "BIGINT"),
+        ("rows_loaded", "BIGINT"),
+        ("rows_quarantined", "BIGINT"),
+        ("rows_excluded", "BIGINT"),
+        ("rows_removed", "BIGINT"),
+        ("extract_date", "DATE"),
+        ("loaded_at", "TIMESTAMP"),
+    ),
+)
+BATCHES = WarehouseTable(
+    "batches",
+    (
+        ("batch_id", "VARCHAR"),
+        ("extract_date", "DATE"),
+        ("loaded_at", "TIMESTAMP"),
+        ("files_sha256", "VARCHAR"),
+        ("currency", "VARCHAR"),
+    ),
+    # Databases created before batches recorded a currency gain the column (their batches were all GBP).
+    migrations=("ALTER TABLE batches ADD COLUMN IF NOT EXISTS currency VARCHAR",),
+)
+OPT_OUTS_UNVERIFIED = WarehouseTable(
+    "opt_outs_unverified",
+    (("person_id", "VARCHAR"), ("batch_id", "VARCHAR")),
+    # An opt-out row that fails validation (a bad date, an unknown type) still records an objection: its person
+    # id is honoured here, while the row itself stays in quarantine for the data team to fix.
+    kept_on_erasure="the objection itself, like opt_outs",
+)
+RISK_SCORES = WarehouseTable(
+    "risk_scores",
+    (
+        ("run_id", "VARCHAR"),
+        ("as_of", "DATE"),
+        ("person_id", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("risk", "DOUBLE"),
+        ("tier", "VARCHAR"),
+        ("population_rank", "BIGINT"),
+    ),
+    person_rows=PersonRows(),
+)
+TEAM_LIST_HISTORY = WarehouseTable(
+    "team_list_history",
+    (
+        ("run_id", "VARCHAR"),
+        ("as_of", "DATE"),
+        ("team_id", "VARCHAR"),
+        ("person_id", "VARCHAR"),
+        ("rank", "BIGINT"),
+        ("risk", "DOUBLE"),
+    ),
+    # Next week's changes count a leaver who opted out without naming them.
+    person_rows=PersonRows(keep_row=True),
+)
+
+WAREHOUSE_TABLES: dict[str, WarehouseTable] = {
+    t.name: t
+    for t in (
+        *(_contract_table(table) for table in TABLES.values()),
+        QUARANTINE,
+        INGEST_LOG,
+        BATCHES,
+        OPT_OUTS_UNVERIFIED,
+        RISK_SCORES,
+        TEAM_LIST_HISTORY,
+    )
+}
+"""Every table of the warehouse. Contract tables first, in load order."""
+
+
+# ---------------------------------------------------------------------------------------------- schema
 
 
 def connect(db_path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     if read_only and not Path(db_path).exists():
         raise NotReadyError(f"no riskstrat database at {db_path}: run `riskstrat ingest` first")
     return duckdb.connect(str(db_path), read_only=read_only)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every warehouse table that is absent (and bring older ones up to date)."""
+    for table in WAREHOUSE_TABLES.values():
+        con.execute(table.ddl())
+        for migration in table.migrations:
+            con.execute(migration)
+
+
+def tables_present(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables this database holds (a database written by an older riskstrat may lack some)."""
+    return {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """Expose a Polars frame to SQL as `name` for the block (as Arrow: zero-copy and cheap to register)."""
+    con.register(name, frame.to_arrow())
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+def rows_changed(con: duckdb.DuckDBPyConnection, statement: str, params: list[object] | None = None) -> int:
+    """Run a DELETE, UPDATE or INSERT and return how many rows it changed (fetching all, so no result stays
+    open)."""
+    rows = con.execute(statement, params or []).fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+# ---------------------------------------------------------------------------------------------- erasure
+
+
+def erase_people(con: duckdb.DuckDBPyConnection, person_ids: pl.DataFrame) -> dict[str, int]:
+    """Erase the people in `person_ids` (a `person_id` column) from every table declared with `PersonRows`,
+    inside the caller's transaction. Returns the rows changed per table (tables with none left out)."""
+    changed: dict[str, int] = {}
+    if person_ids.is_empty():
+        return changed
+    erased = person_ids.select(pl.col("person_id").alias("erased_person_id")).unique()
+    present = tables_present(con)
+    with registered(con, "_erased", erased):
+        for table in WAREHOUSE_TABLES.values():
+            rows = table.person_rows
+            if rows is None or table.name not in present:
+                continue
+            match = f"{rows.person_id} = _erased.erased_person_id"
+            if rows.keep_row:
+                statement = f"UPDATE {table.name} SET person_id = NULL FROM _erased WHERE {match}"
+            else:
+                statement = f"DELETE FROM {table.name} USING _erased WHERE {match}"
+            if n := rows_changed(con, statement):
+                changed[table.name] = n
+    return changed
+
+
+# ---------------------------------------------------------------------------------------------- currency
+
+
+def database_currency(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The currency of the costs already loaded (None for an empty database); batches loaded before the
+    currency was recorded are GBP."""
+    query = "SELECT column_name FROM information_schema.columns WHERE table_name = 'batches'"
+    columns = {row[0] for row in con.execute(query).fetchall()}
+    if not columns:
+        return None
+    # Read-only readers of a database from before the column existed: every batch there is GBP.
+    currency = "currency" if "currency" in columns else "NULL"
+    rows = con.execute(
+        f"SELECT DISTINCT coalesce({currency}, ?) FROM batches ORDER BY 1", [REFERENCE_CURRENCY]
+    ).fetchall()
+    if len(rows) > 1:
+        raise MixedCurrencies(f"the database already mixes currencies ({', '.join(r[0] for r in rows)})")
+    return rows[0][0] if rows else None
+
+
+def cost_currency(db_path: Path) -> str:
+    """The currency of the costs in a riskstrat database (the unit costs' currency when it holds no batch)."""
+    with connect(db_path) as con:
+        return database_currency(con) or REFERENCE_CURRENCY
+
+
+# ---------------------------------------------------------------------------------------------- batches
+
+
+def loaded_checksum(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None:
+    """The combined checksum a batch id was loaded with (None: never loaded)."""
+    rows = con.execute("SELECT files_sha256 FROM batches WHERE batch_id = ?", [batch_id]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def latest_extract_date(db_path: Path) -> date | None:
+    """The newest batch's extract date: the default "as of" for scoring."""
+    with connect(db_path) as con:
+        return con.execute("SELECT max(extract_date) FROM batches").fetchall()[0][0]
+
+
+def batch_ids(db_path: Path) -> list[str]:
+    """Every batch loaded so far, in load order: the data behind a run."""
+    with connect(db_path) as con:
+        return [row[0] for row in con.execute("SELECT batch_id FROM batches ORDER BY batch_id").fetchall()]
+
+
+def earliest_event_date(db_path: Path) -> date | None:
+    """The first admission, attendance or contact date loaded: where usable history begins."""
+    with connect(db_path) as con:
+        present = tables_present(con)
+        firsts = [
+            con.execute(f"SELECT min({column}) FROM {table}").fetchall()[0][0]
+            for table, column in COSTED_EVENT_DATES.items()
+            if table in present
+        ]
+    dates = [d for d in firsts if d is not None]
+    return min(dates) if dates else None
+
+
+# ---------------------------------------------------------------------------------------------- scores and lists
+
+
+def previous_lists(db_path: Path, as_of: date) -> pl.DataFrame | None:
+    """Last week's lists: the most recent stored run before `as_of`. Opted-out people are stored with a null
+    id (see `erase_people`), so they still count as leavers without being named."""
+    with connect(db_path) as con:
+        if TEAM_LIST_HISTORY.name not in tables_present(con):
+            return None
+        frame = con.sql(
+            "SELECT team_id, person_id, rank, risk FROM team_list_history "
+            "WHERE as_of = (SELECT max(as_of) FROM team_list_history WHERE as_of < $1)",
+            params=[as_of],
+        ).pl()
+    return frame if frame.height else None
+
+
+def store_scores(db_path: Path, result: ScoreResult) -> None:
+    """Keep a run's scores and lists in the warehouse (next week's changes are measured against them).
+    Atomic, and idempotent per as-of date: a rerun for the same date replaces that date's rows."""
+    prov = result.publication.provenance
+    risk_cols = [c for c in result.population.columns if c.startswith("risk_")]
+    scores = result.population.unpivot(
+        index=["person_id", "tier", "population_rank"], on=risk_cols, variable_name="outcome", value_name="risk"
+    ).select(
+        pl.lit(prov.run_id).alias("run_id"),
+        pl.lit(prov.as_of).alias("as_of"),
+        "person_id",
+        pl.col("outcome").str.strip_prefix("risk_"),
+        "risk",
+        "tier",
+        "population_rank",
+    )
+    history = result.publication.team_list.select(
+        pl.lit(prov.run_id).alias("run_id"),
+        pl.lit(prov.as_of).alias("as_of"),
+        "team_id",
+        "person_id",
+        "rank",
+        pl.col("risk").cast(pl.Float64),
+    )
+    with connect(db_path, read_only=False) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            ensure_schema(con)
+            for table, frame in ((RISK_SCORES, scores), (TEAM_LIST_HISTORY, history)):
+                columns = ", ".join(table.column_names)
+                con.execute(f"DELETE FROM {table.name} WHERE as_of = ?", [prov.as_of])
+                with registered(con, "_incoming", frame):
+                    con.execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM _incoming")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+# ---------------------------------------------------------------------------------------------- reading
 
 
 def read_tables(db_path: Path, names: Iterable[str] | None = None) -> dict[str, pl.LazyFrame]:
@@ -29,9 +373,9 @@ def read_tables(db_path: Path, names: Iterable[str] | None = None) -> dict[str, 
     wanted = list(names) if names is not None else list(TABLES)
     frames: dict[str, pl.LazyFrame] = {}
     with connect(db_path) as con:
-        present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        present = tables_present(con)
         for name in wanted:
-            if name == "opt_outs" and "opt_outs_unverified" in present:
+            if name == OPT_OUTS.name and OPT_OUTS_UNVERIFIED.name in present:
                 frames[name] = scan_query(db_path, _ALL_OPT_OUTS, con)
             elif name in present:
                 frames[name] = scan_query(db_path, f"SELECT * FROM {name}", con)
@@ -66,7 +410,7 @@ def _quoted(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
-# Opt-out rows that failed validation still exclude the person (see pipelines.ingest).
+# Opt-out rows that failed validation still exclude the person (see OPT_OUTS_UNVERIFIED).
 _ALL_OPT_OUTS = (
     "SELECT * FROM opt_outs UNION ALL BY NAME "
     "SELECT person_id, 'unverified' AS opt_out_type, NULL::DATE AS recorded_date, batch_id FROM opt_outs_unverified"
@@ -75,28 +419,3 @@ _ALL_OPT_OUTS = (
 
 def empty_table(name: str) -> pl.DataFrame:
     return pl.DataFrame(schema=contract_schema(name))
-
-
-def latest_extract_date(db_path: Path) -> date | None:
-    """The newest batch's extract date: the default "as of" for scoring."""
-    with connect(db_path) as con:
-        return con.execute("SELECT max(extract_date) FROM batches").fetchall()[0][0]
-
-
-def earliest_event_date(db_path: Path) -> date | None:
-    """The first admission, attendance or contact date loaded: where usable history begins."""
-    with connect(db_path) as con:
-        present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        firsts = [
-            con.execute(f"SELECT min({column}) FROM {table}").fetchall()[0][0]
-            for table, column in COSTED_EVENT_DATES.items()
-            if table in present
-        ]
-    dates = [d for d in firsts if d is not None]
-    return min(dates) if dates else None
-
-
-def batch_ids(db_path: Path) -> list[str]:
-    """Every batch loaded so far, in load order: the data behind a run."""
-    with connect(db_path) as con:
-        return [row[0] for row in con.execute("SELECT batch_id FROM batches ORDER BY batch_id").fetchall()]

@@ -105,7 +105,7 @@ def test_age_bands() -> None:
 
 
 def test_a_leaver_whose_id_was_anonymised_after_opting_out_is_counted_as_opted_out() -> None:
-    # After an opt-out, ingest sets the person's id on past lists to null (see pipelines.ingest.forget_in_outputs).
+    # After an opt-out, ingest sets the person's id on past lists to null (see pipelines.warehouse.erase_people).
     previous = pl.DataFrame(
         {"team_id": ["T1", "T1"], "person_id": ["steady_sam", None], "rank": [1, 2], "risk": [0.5, 0.4]},
         schema={"team_id": pl.String, "person_id": pl.String, "rank": pl.Int64, "risk": pl.Float64},

@@ -7,6 +7,7 @@ import duckdb
 from data_contracts.dictionary import DICTIONARY_PATH, render_data_dictionary
 from data_contracts.reference import codelists, unit_costs
 from data_contracts.tables import ACTIVITY_TABLES, TABLES
+from pipelines.warehouse import WAREHOUSE_TABLES
 
 
 def test_data_dictionary_is_generated_from_the_contracts_and_up_to_date() -> None:
@@ -21,7 +22,7 @@ def test_data_dictionary_is_generated_from_the_contracts_and_up_to_date() -> Non
 def test_ddl_creates_every_declared_column_with_its_type() -> None:
     con = duckdb.connect()
     for table in TABLES.values():
-        con.execute(table.ddl())
+        con.execute(WAREHOUSE_TABLES[table.name].ddl())
         described = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table.name}").fetchall()}
         assert described == {c.name: c.duckdb_type for c in table.all_columns}
 

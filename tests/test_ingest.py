@@ -18,7 +18,7 @@ import pytest
 from data_contracts.reference import unit_cost
 from data_contracts.settings import IngestSettings
 from data_contracts.tables import TABLES
-from data_contracts.validation import POLARS_TYPES, ValidationResult, clean_text, parse_text, validate_table
+from data_contracts.validation import ValidationResult, clean_text, parse_text, validate_table
 from pipelines import ingest as ingest_module
 from pipelines.ingest import BatchRejected, InjectedFailure, ReconciliationError, ingest_batch
 
@@ -202,9 +202,7 @@ def write_batch(
             if typed_parquet:
                 contract = TABLES[table]
                 frame = frame.with_columns(
-                    parse_text(clean_text(pl.col(c)), contract.column(c).type).cast(
-                        POLARS_TYPES[contract.column(c).type]
-                    )
+                    parse_text(clean_text(pl.col(c)), contract.column(c).type).cast(contract.column(c).polars_type)
                     for c in frame.columns
                 )
             frame.write_parquet(folder / f"{table}.parquet")
@@ -585,12 +583,14 @@ def test_an_opt_out_row_that_fails_validation_is_still_honoured(tmp_path: Path, 
 def test_a_later_opt_out_scrubs_stored_scores_and_past_lists(tmp_path: Path, db: Path, first_batch: Path) -> None:
     import duckdb
 
-    with duckdb.connect(str(db)) as con:
-        con.execute("CREATE TABLE risk_scores (run_id VARCHAR, person_id VARCHAR, risk DOUBLE)")
-        con.execute("CREATE TABLE team_list_history (run_id VARCHAR, team_id VARCHAR, person_id VARCHAR, rank BIGINT)")
-        con.execute("INSERT INTO risk_scores VALUES ('r1', 'alive_person', 0.4), ('r1', 'young_person', 0.1)")
+    with duckdb.connect(str(db)) as con:  # the warehouse created both tables at the first ingest
         con.execute(
-            "INSERT INTO team_list_history VALUES ('r1', 'T1', 'alive_person', 1), ('r1', 'T1', 'young_person', 2)"
+            "INSERT INTO risk_scores (run_id, person_id, risk) VALUES ('r1', 'alive_person', 0.4), "
+            "('r1', 'young_person', 0.1)"
+        )
+        con.execute(
+            "INSERT INTO team_list_history (run_id, team_id, person_id, rank) VALUES ('r1', 'T1', 'alive_person', 1), "
+            "('r1', 'T1', 'young_person', 2)"
         )
     opt_out = {"person_id": "alive_person", "opt_out_type": "gp_type_1", "recorded_date": "2024-12-01"}
     ingest_batch(db, write_batch(tmp_path, "b3", {"opt_outs": [opt_out]}))

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from data_contracts.dates import add_months
 from models.baselines import compare, evaluate_models, print_comparison, standard_baselines
 from models.metrics import evaluate, subgroup_metrics, top_label
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
@@ -21,7 +22,6 @@ from models.training import (
     IsotonicCalibrator,
     PlattCalibrator,
     TrainedModel,
-    add_months,
     assign_person_parts,
     calibration_kind,
     split_index_dates,

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from data_contracts.dates import add_months
 from data_contracts.reference import codelist
 from data_contracts.settings import IngestSettings, SynthSettings
 from data_contracts.synthetic import SynthResult, generate_population
@@ -29,7 +30,6 @@ from features.settings import OutcomeSettings
 SEED = 20_261_101
 SETTINGS = SynthSettings(people=3_000, weekly_batches=2, truth_replicates=32)
 DIRTY_SETTINGS = SynthSettings(people=1_500, weekly_batches=2, truth_replicates=8, dirty_rate=0.01, file_format="csv")
-POLARS_TYPES = {"string": pl.String, "int": pl.Int64, "float": pl.Float64, "date": pl.Date, "bool": pl.Boolean}
 EMERGENCY_METHODS = codelist("admission_method").codes_in_group("emergency")
 COSTED = COSTED_EVENT_DATES
 
@@ -57,11 +57,6 @@ def read_table(result: SynthResult, table: str) -> pl.DataFrame:
 
 def manifest(folder: Path) -> dict:
     return json.loads((folder / "batch.json").read_text(encoding="utf-8"))
-
-
-def add_months(d: date, months: int) -> date:
-    year, month = divmod(d.year * 12 + d.month - 1 + months, 12)
-    return date(year, month + 1, d.day)
 
 
 # ---------------------------------------------------------------------------------------------- layout
@@ -95,7 +90,7 @@ def test_files_have_exactly_the_contract_columns_and_types(clean: SynthResult, d
             frame = pl.read_parquet(folder / f"{name}.parquet")
             assert frame.columns == [c.name for c in table.input_columns], (folder.name, name)
             for column in table.input_columns:
-                assert frame.schema[column.name] == POLARS_TYPES[column.type], (folder.name, name, column.name)
+                assert frame.schema[column.name] == column.polars_type, (folder.name, name, column.name)
     for folder in dirty.batch_dirs:
         for name, table in TABLES.items():
             header = (folder / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0]

@@ -16,7 +16,6 @@ from data_contracts.tables import TABLES
 from data_contracts.validation import (
     CHECK_ORDER,
     PERSON_LOOKUP_COLUMNS,
-    POLARS_TYPES,
     ValidationResult,
     read_table_file,
     validate_table,
@@ -239,7 +238,7 @@ def test_person_lookup_columns_match_the_persons_contract() -> None:
 
 
 def derive(table: str, frame: dict[str, list[object]]) -> pl.DataFrame:
-    schema = {c.name: POLARS_TYPES[c.type] for c in TABLES[table].input_columns if c.name in frame}
+    schema = {c.name: c.polars_type for c in TABLES[table].input_columns if c.name in frame}
     return add_derived_costs(pl.DataFrame(frame, schema=schema), table)
 
 

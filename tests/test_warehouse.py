@@ -1,4 +1,5 @@
-"""The warehouse's lazy scans: only the columns a query uses are read, and results agree with a full read."""
+"""The warehouse: its lazy scans read only the columns a query uses and agree with a full read; every table is
+declared once, and erasing a person reaches every table declared to hold person rows."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 
-from features.inputs import day_number, day_of
-from pipelines.warehouse import read_tables
+from data_contracts.dates import day_number
+from features.inputs import day_of
+from pipelines.warehouse import WAREHOUSE_TABLES, PersonRows, WarehouseTable, ensure_schema, erase_people, read_tables
 
 
 def test_scans_read_what_the_query_needs_and_agree_with_a_full_read(tmp_path: Path) -> None:
@@ -36,3 +39,30 @@ def test_scans_read_what_the_query_needs_and_agree_with_a_full_read(tmp_path: Pa
 
     assert query(scan).collect().equals(query(full.lazy()).collect())
     assert "PROJECT 1/4 COLUMNS" in scan.select("person_id").explain()
+
+
+def test_a_table_with_person_ids_must_say_how_erasure_reaches_it() -> None:
+    with pytest.raises(TypeError, match="caseload holds person ids"):
+        WarehouseTable("caseload", (("person_id", "VARCHAR"), ("decision", "VARCHAR")))
+    WarehouseTable("caseload", (("person_id", "VARCHAR"),), person_rows=PersonRows())  # declared: accepted
+
+
+def test_erasing_a_person_reaches_every_table_declared_to_hold_person_rows() -> None:
+    con = duckdb.connect()
+    ensure_schema(con)
+    erasable = {name: t.person_rows for name, t in WAREHOUSE_TABLES.items() if t.person_rows is not None}
+    # Every declared table gets a row of the erased person and one of someone else.
+    for name, rows in erasable.items():
+        for person in ("gone", "kept"):
+            if rows.person_id == "person_id":
+                con.execute(f"INSERT INTO {name} (person_id) VALUES (?)", [person])
+            else:  # the quarantine finds the person inside the raw row
+                assert name == "quarantine", f"{name}: extend this test to its person_id expression"
+                con.execute("INSERT INTO quarantine (raw_values) VALUES (?)", [f'{{"person_id": "{person}"}}'])
+    changed = erase_people(con, pl.DataFrame({"person_id": ["gone"]}))
+    assert changed == dict.fromkeys(erasable, 1)
+    for name, rows in erasable.items():
+        left = con.execute(f"SELECT {rows.person_id} FROM {name} ORDER BY 1 NULLS LAST").fetchall()
+        assert left == ([("kept",), (None,)] if rows.keep_row else [("kept",)]), name
+    assert {"persons", "apc_spells", "quarantine", "risk_scores", "team_list_history"} <= set(erasable)
+    assert "opt_outs" not in erasable  # the objection itself is kept

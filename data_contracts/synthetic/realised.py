@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from data_contracts.dates import add_months, day_number
 from data_contracts.synthetic.clinical import DEMENTIA
 from data_contracts.synthetic.engine import LATENT_STATIONARY_SD, State, Statics, step
 from data_contracts.synthetic.population import Population
-from data_contracts.synthetic.timeline import NULL_DAY, Timeline, add_months, day_number
+from data_contracts.synthetic.timeline import NULL_DAY, Timeline
 
 BURN_IN_MONTHS = 36
 COUNT_KINDS = ("emergency", "emergency_via_ae", "elective", "ae_only", "outpatient", "gp", "community", "acute_rx")

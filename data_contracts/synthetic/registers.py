@@ -11,7 +11,6 @@ from data_contracts.synthetic.population import Population
 from data_contracts.synthetic.rows import date_column
 from data_contracts.synthetic.timeline import NULL_DAY
 from data_contracts.tables import CASELOAD
-from data_contracts.validation import POLARS_TYPES
 
 
 def persons_frame(population: Population, death_day: np.ndarray) -> pl.DataFrame:
@@ -67,5 +66,5 @@ def caseload_frame() -> pl.DataFrame:
     """No synthetic MDT decisions: every batch carries the caseload table empty (teams record real ones in
     the workspace, or deliver them in a batch)."""
     schema: dict[str, pl.DataType] = {"_person": pl.Int32(), "_day": pl.Int32()}
-    schema |= {c.name: POLARS_TYPES[c.type] for c in CASELOAD.input_columns if c.name != "person_id"}
+    schema |= {c.name: c.polars_type for c in CASELOAD.input_columns if c.name != "person_id"}
     return pl.DataFrame(schema=schema)

@@ -9,14 +9,14 @@ is published on `end_date` itself or later.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 
-EPOCH = date(1970, 1, 1)
+from data_contracts.dates import add_months, day_number, day_to_date
+
 NULL_DAY = np.iinfo(np.int32).min  # sentinel for an empty date in int day arrays
 FUTURE_MONTHS = 12  # the simulated, unpublished year after end_date
 
@@ -45,24 +45,7 @@ STREAM_NAMES: tuple[str, ...] = (
     "asc_detail",
     "truth",
     "dirty",
-    "drift",
 )
-
-
-def day_number(d: date) -> int:
-    return (d - EPOCH).days
-
-
-def day_to_date(day: int) -> date:
-    return EPOCH + timedelta(days=int(day))
-
-
-def add_months(d: date, months: int) -> date:
-    """Calendar-month arithmetic, the day clamped to the end of a shorter month (as features.inputs)."""
-    month_index = d.year * 12 + (d.month - 1) + months
-    year, month = divmod(month_index, 12)
-    month += 1
-    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def rng_streams(seed: int) -> dict[str, np.random.Generator]:

@@ -19,11 +19,12 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from data_contracts.dates import day_to_date
 from data_contracts.reference import codelist
 from data_contracts.synthetic.engine import EMERGENCY_VIA_AE_SHARE, State, Statics, step
 from data_contracts.synthetic.population import Population
 from data_contracts.synthetic.realised import NURSING, RESIDENTIAL, RealisedPath
-from data_contracts.synthetic.timeline import NULL_DAY, Timeline, day_to_date
+from data_contracts.synthetic.timeline import NULL_DAY, Timeline
 from data_contracts.tables import COSTED_EVENT_DATES
 from features.settings import OutcomeSettings
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from data_contracts.dates import day_to_date
 from data_contracts.synthetic.dirty import plant_bad_rows, plant_bad_types
 from data_contracts.synthetic.population import Population
-from data_contracts.synthetic.timeline import NULL_DAY, Timeline, day_to_date
+from data_contracts.synthetic.timeline import NULL_DAY, Timeline
 from data_contracts.tables import ACTIVITY_TABLES, TABLES
 
 # Columns that are empty until the end is known, by table.
@@ -29,13 +30,6 @@ END_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 COST_COLUMN = {"asc_events": "unit_cost"}
 DIRTY_TABLES = ("persons", *ACTIVITY_TABLES)  # where bad rows are planted
-CONTRACT_TYPES: dict[str, pl.DataType] = {
-    "string": pl.String(),
-    "int": pl.Int64(),
-    "float": pl.Float64(),
-    "date": pl.Date(),
-    "bool": pl.Boolean(),
-}
 
 
 def input_columns(table: str) -> list[str]:
@@ -75,7 +69,7 @@ def contract_frame(frame: pl.DataFrame, table: str, person_ids: pl.Series) -> pl
         cost = COST_COLUMN.get(table, "cost")
         extra = extra.with_columns(pl.when(pl.col("_cost_missing")).then(None).otherwise(pl.col(cost)).alias(cost))
     keep = [*input_columns(table), *(c for c in ("_person", "_batch") if c in extra.columns)]
-    types = {c.name: CONTRACT_TYPES[c.type] for c in TABLES[table].input_columns}
+    types = {c.name: c.polars_type for c in TABLES[table].input_columns}
     return extra.select(keep).cast(types).sort(["_batch", *TABLES[table].grain])  # type: ignore[arg-type]
 
 
@@ -114,7 +108,7 @@ def write_batches(
         extract_day = timeline.extract_day(b)
         planted: dict[str, dict[str, int]] = {}
         for table in TABLES:
-            empty = pl.DataFrame(schema={c.name: CONTRACT_TYPES[c.type] for c in TABLES[table].input_columns})
+            empty = pl.DataFrame(schema={c.name: c.polars_type for c in TABLES[table].input_columns})
             frame = by_batch[table].get(b, empty)
             sources = np.zeros(0, np.int64)
             if dirty_rate > 0 and frame.height and table in DIRTY_TABLES:

@@ -88,9 +88,10 @@ def run_golden(home: Path) -> dict[str, str]:
     from data_contracts.synthetic import generate_population
     from pipelines.ingest import ingest_batch
     from pipelines.publish import publish
-    from pipelines.scoring import score_population, store
+    from pipelines.scoring import score_population
     from pipelines.settings import load_settings
     from pipelines.training import train_all
+    from pipelines.warehouse import store_scores
 
     settings = load_settings(None, {**GOLDEN_OVERRIDES, "home": str(home)})
     generated = generate_population(settings.home / "synthetic", settings.synth, settings.seed)
@@ -98,7 +99,7 @@ def run_golden(home: Path) -> dict[str, str]:
         ingest_batch(settings.db, batch_dir, settings.ingest)
     train_all(settings, generated.truth_path)
     result = score_population(settings)
-    store(settings.db, result)
+    store_scores(settings.db, result)
     publish(settings.outputs, result.publication)
     return digest(home)
 
