@@ -24,8 +24,9 @@ import polars as pl
 from features.build import categorical_columns, feature_columns
 from models.metrics import auroc_score
 from models.registry import ModelRegistry
+from models.split import TimeSplit
 from pipelines.settings import load_settings
-from pipelines.training import plan_index_dates, training_frame
+from pipelines.training import training_frame
 from pipelines.warehouse import earliest_event_date, latest_extract_date, read_tables
 
 CEILING_PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 50}
@@ -43,9 +44,7 @@ def main() -> None:
     if latest is None or earliest is None:
         raise SystemExit(f"{settings.db} holds no data: run synth and ingest first")
     t = settings.training
-    plan = plan_index_dates(
-        latest, earliest, settings.outcomes.horizon_months, t.index_spacing_months, t.min_history_months, 1
-    )
+    plan = TimeSplit.planned(latest, earliest, settings.outcomes.horizon_months, t)
     frame = training_frame(read_tables(settings.db), [plan.eval_index_date], settings.outcomes, earliest)
     truth = pl.read_parquet(settings.home / "synthetic" / "truth.parquet").filter(
         pl.col("index_date") == plan.eval_index_date

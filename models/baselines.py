@@ -14,15 +14,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
 
+from models.calibration import IsotonicCalibrator
 from models.metrics import evaluate
 from models.settings import TrainingSettings
-from models.training import INDEX_DATE_COL, IsotonicCalibrator, TrainedModel, outcome_labels
+from models.training import TrainedModel, outcome_labels
 
 MODEL_NAME = "lightgbm"
 ORACLE_NAME = "oracle (true probability)"
@@ -204,18 +204,16 @@ def evaluate_models(
 ) -> dict[str, dict[str, Any]]:
     """Fit the baselines on the model's fit rows and evaluate everything on its evaluation rows.
 
-    The fit and evaluation index dates come from `model.training_summary_`, so the comparison uses exactly
-    the model's time split. All evaluations share one seed: their bootstrap replicates are paired.
+    The fit and evaluation rows come from the model's own time split (`model.split_`). All evaluations share
+    one seed: their bootstrap replicates are paired.
     Returns {name: evaluate(...) result}, the model first.
     """
     seed = settings.seed if seed is None else seed
     outcome = model.outcome
-    summary = model.training_summary_
-    fit_dates = [date.fromisoformat(d) for d in summary["fit_index_dates"]]
-    eval_date = date.fromisoformat(summary["eval_index_date"])
-    labelled = frame.filter(pl.col(outcome).is_not_null())
-    fit_rows = labelled.filter(pl.col(INDEX_DATE_COL).is_in(fit_dates))
-    eval_rows = labelled.filter(pl.col(INDEX_DATE_COL) == eval_date)
+    if model.split_ is None:
+        raise ValueError("the model carries no time split: fit it first")
+    fit_rows = model.split_.fit_rows(frame, outcome)
+    eval_rows = model.split_.eval_rows(frame, outcome)
     y_eval = outcome_labels(eval_rows, outcome)
 
     scorers: list[Scorer] = [_ModelScorer(model)]

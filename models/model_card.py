@@ -328,6 +328,9 @@ def build_card(
     version: str | None = None,
 ) -> list[Block]:
     summary = model.training_summary_
+    split = model.split_
+    if split is None:
+        raise ValueError("a model card needs the time split the model was fitted with")
     evaluation = model.metrics_
     metrics = evaluation["metrics"]
     evaluations = _evaluations(model, baseline_evaluations)
@@ -336,9 +339,9 @@ def build_card(
     blocks: list[Block] = [
         Heading(title, 1),
         Paragraph(
-            f"LightGBM model predicting {model.outcome} within {summary.get('horizon_months', '?')} months of the "
-            f"index date. Fitted on index dates {', '.join(summary.get('fit_index_dates', []))}; evaluated out of "
-            f"time on {summary.get('eval_index_date')} ({evaluation['n']} people, {evaluation['events']} events, "
+            f"LightGBM model predicting {model.outcome} within {split.horizon_months} months of the "
+            f"index date. Fitted on index dates {', '.join(str(d) for d in split.fit_index_dates)}; evaluated out "
+            f"of time on {split.eval_index_date} ({evaluation['n']} people, {evaluation['events']} events, "
             f"prevalence {evaluation['prevalence']:.3f}): AUROC "
             f"{format_estimate(auroc['estimate'], auroc['lo'], auroc['hi'])}. Intervals are 95% percentile "
             f"bootstrap intervals ({evaluation['bootstrap']['samples']} replicates)."
@@ -360,7 +363,7 @@ def build_card(
                     str(summary.get("eval_rows")),
                     str(summary.get("eval_people")),
                     str(summary.get("eval_events")),
-                    str(summary.get("eval_index_date")),
+                    str(split.eval_index_date),
                 ]
             ],
         ),

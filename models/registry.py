@@ -41,9 +41,11 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from models.calibration import calibrator_from_dict
 from models.metrics import auroc_score
 from models.settings import TrainingSettings
-from models.training import INDEX_DATE_COL, TrainedModel, calibrator_from_dict, outcome_labels
+from models.split import TimeSplit
+from models.training import TrainedModel, outcome_labels
 
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 CURRENT_FILE = "current.json"
@@ -170,7 +172,7 @@ class ModelRegistry:
         current model on the new model's evaluation rows. Returns the promotion decision (also written to
         the version's promotion.json and the outcome's promotions.jsonl).
         """
-        if model.booster_ is None or model.calibrator_ is None:
+        if model.booster_ is None or model.calibrator_ is None or model.split_ is None:
             raise ValueError("only fitted models can be registered")
         outcome = model.outcome
         version = version or self.next_version(outcome)
@@ -208,7 +210,7 @@ class ModelRegistry:
         decision: PromotionDecision,
         write_card: bool,
     ) -> None:
-        assert model.booster_ is not None and model.calibrator_ is not None
+        assert model.booster_ is not None and model.calibrator_ is not None and model.split_ is not None
         (folder / "model.txt").write_text(model.booster_.model_to_string())
         _write_json(folder / "calibrator.json", model.calibrator_.to_dict())
         _write_json(folder / "settings.json", dataclasses.asdict(model.settings))
@@ -222,7 +224,8 @@ class ModelRegistry:
                 "categories": model.categories_,
             },
         )
-        _write_json(folder / "training_summary.json", model.training_summary_)
+        # The split is stored with the rest of the training summary, in its own serialisation.
+        _write_json(folder / "training_summary.json", {**model.training_summary_, **model.split_.to_dict()})
         _write_json(
             folder / "metrics.json",
             {"evaluation": model.metrics_, "subgroups": model.subgroup_metrics_, "importance": model.importance_},
@@ -273,8 +276,7 @@ class ModelRegistry:
                 }
                 basis = (
                     "stored metrics; evaluation index dates "
-                    f"{model.training_summary_.get('eval_index_date')} (candidate) vs "
-                    f"{current_model.training_summary_.get('eval_index_date')} (current)"
+                    f"{_eval_date(model)} (candidate) vs {_eval_date(current_model)} (current)"
                 )
 
         promoted, reason = _promotion_rule(candidate, current, settings, force)
@@ -348,7 +350,9 @@ class ModelRegistry:
         model.calibrator_ = calibrator_from_dict(_read_json(folder / "calibrator.json"))
         model.feature_dtypes_ = dict(features["dtypes"])
         model.categories_ = {name: list(values) for name, values in features["categories"].items()}
-        model.training_summary_ = _read_json(folder / "training_summary.json")
+        summary = _read_json(folder / "training_summary.json")
+        model.split_ = TimeSplit.from_dict(summary)
+        model.training_summary_ = {k: v for k, v in summary.items() if k not in model.split_.to_dict()}
         metrics = _read_json(folder / "metrics.json")
         model.metrics_ = metrics["evaluation"]
         model.subgroup_metrics_ = metrics["subgroups"]
@@ -367,11 +371,14 @@ def load_current(registry_dir: Path | str, outcome: str) -> TrainedModel:
     return ModelRegistry(registry_dir).load_current(outcome)
 
 
+def _eval_date(model: TrainedModel) -> date | None:
+    return model.split_.eval_index_date if model.split_ is not None else None
+
+
 def _evaluation_rows(model: TrainedModel, frame: pl.DataFrame) -> pl.DataFrame | None:
-    eval_date = model.training_summary_.get("eval_index_date")
-    if eval_date is None or model.outcome not in frame.columns:
+    if model.split_ is None or model.outcome not in frame.columns:
         return None
-    rows = frame.filter(pl.col(model.outcome).is_not_null() & (pl.col(INDEX_DATE_COL) == date.fromisoformat(eval_date)))
+    rows = model.split_.eval_rows(frame, model.outcome)
     return rows if rows.height else None
 
 

@@ -1,215 +1,24 @@
-"""Fit one LightGBM risk model per outcome, out of time, with a grouped split and a separate calibration set.
+"""Fit one LightGBM risk model per outcome on the fit rows of its time split, and calibrate it.
 
-Time design: each fit index date's outcome window (index date + horizon) ends on or before the evaluation
-index date, so no fit label overlaps the evaluation period. The same person may appear at several fit index
-dates and again at the evaluation date (out-of-time validation, as SPARRA does); within the fit rows, every
-row of a person falls in exactly one of train / early-stopping validation / calibration.
+Fitting only fits: the time split and the person-grouped parts are `models/split.py`, the calibrators
+`models/calibration.py`, and the evaluation of the model beside its baselines `models/evaluation.py`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import date
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from data_contracts.dates import add_months
+from models.calibration import Calibrator, calibration_kind, make_calibrator
 from models.metrics import evaluate, subgroup_metrics
 from models.settings import TrainingSettings
-
-PERSON_COL = "person_id"
-INDEX_DATE_COL = "index_date"
-TRAIN, VALIDATION, CALIBRATION = "train", "validation", "calibration"
-
-
-# --------------------------------------------------------------------------------------------- time split
-
-
-def split_index_dates(
-    index_dates: Iterable[date],
-    eval_index_date: date,
-    horizon_months: int,
-    settings: TrainingSettings,
-) -> list[date]:
-    """The fit index dates for an evaluation index date, oldest first.
-
-    Eligible: index_date + horizon_months <= eval_index_date (the fit outcome window has closed by the time
-    the evaluation period starts). The latest `settings.max_fit_index_dates` eligible dates are kept: recent
-    data reflect current practice, and older dates add people-time with diminishing returns.
-    """
-    distinct = sorted(set(index_dates))
-    eligible = [d for d in distinct if add_months(d, horizon_months) <= eval_index_date]
-    if not eligible:
-        raise ValueError(
-            f"no index date has its {horizon_months}-month outcome window closed by {eval_index_date}; "
-            f"available: {[str(d) for d in distinct]}"
-        )
-    return eligible[-settings.max_fit_index_dates :]
-
-
-def assign_person_parts(
-    person_ids: Sequence[str] | np.ndarray | pl.Series,
-    validation_fraction: float,
-    calibration_fraction: float,
-    seed: int,
-) -> np.ndarray:
-    """'train' / 'validation' / 'calibration' per row, the same for all rows of a person.
-
-    People (not rows) are shuffled with a seeded permutation of the sorted distinct ids, so the split is
-    deterministic for a given set of people and seed.
-    """
-    if validation_fraction <= 0 or calibration_fraction <= 0 or validation_fraction + calibration_fraction >= 1:
-        raise ValueError("validation and calibration fractions must be > 0 and sum to < 1")
-    ids = pl.Series(PERSON_COL, person_ids).cast(pl.String).to_numpy()
-    people, row_person = np.unique(ids, return_inverse=True)
-    shuffled = np.random.default_rng(seed).permutation(len(people))
-    n_validation = math.ceil(validation_fraction * len(people))
-    n_calibration = math.ceil(calibration_fraction * len(people))
-    person_part = np.full(len(people), TRAIN, dtype=object)
-    person_part[shuffled[:n_validation]] = VALIDATION
-    person_part[shuffled[n_validation : n_validation + n_calibration]] = CALIBRATION
-    return person_part[row_person].astype(str)
-
-
-# --------------------------------------------------------------------------------------------- calibrators
-
-
-class IsotonicCalibrator:
-    """Isotonic map from raw log-odds to probability, stored as breakpoints (JSON-exact).
-
-    Plain isotonic regression gives the extreme blocks a probability of exactly 0 or 1 when a small tail
-    block of the calibration set happens to have no events (or only events): a "0% risk" that is never true
-    and that wrecks the calibration slope. So each block's rate is estimated as (events + 0.5) / (n + 1)
-    (Jeffreys prior, negligible for large blocks) and the block rates are made monotone again by a weighted
-    isotonic pass. Predictions interpolate linearly between block end points and are flat beyond them, as
-    sklearn's IsotonicRegression(out_of_bounds="clip") does.
-    """
-
-    kind = "isotonic"
-
-    def __init__(self, prior_events: float = 0.5, prior_rows: float = 1.0) -> None:
-        self.prior_events = prior_events
-        self.prior_rows = prior_rows
-        self.x_thresholds_: np.ndarray | None = None
-        self.y_thresholds_: np.ndarray | None = None
-
-    def fit(self, raw_logodds: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
-        from sklearn.isotonic import IsotonicRegression
-
-        x = np.asarray(raw_logodds, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        order = np.argsort(x, kind="stable")
-        x, y = x[order], y[order]
-        iso = IsotonicRegression(out_of_bounds="clip", increasing=True).fit(x, y)
-        # On its own training points the fit is piecewise constant: runs of equal values are the blocks.
-        fitted = iso.predict(x)
-        starts = np.flatnonzero(np.r_[True, fitted[1:] != fitted[:-1]])
-        ends = np.r_[starts[1:], len(x)] - 1
-        rows = np.diff(np.r_[starts, len(x)]).astype(np.float64)
-        events = np.add.reduceat(y, starts)
-        smoothed = (events + self.prior_events) / (rows + self.prior_rows)
-        smoothed = IsotonicRegression(increasing=True).fit_transform(
-            np.arange(len(rows), dtype=np.float64), smoothed, sample_weight=rows + self.prior_rows
-        )
-        # Each block spans [x of its first row, x of its last row]; one point if they coincide.
-        x_points = np.column_stack([x[starts], x[ends]]).ravel()
-        y_points = np.repeat(smoothed, 2)
-        keep = np.r_[True, x_points[1:] != x_points[:-1]]
-        self.x_thresholds_ = x_points[keep]
-        self.y_thresholds_ = y_points[keep]
-        return self
-
-    def predict(self, raw_logodds: np.ndarray) -> np.ndarray:
-        if self.x_thresholds_ is None or self.y_thresholds_ is None:
-            raise RuntimeError("calibrator is not fitted")
-        return np.interp(np.asarray(raw_logodds, dtype=np.float64), self.x_thresholds_, self.y_thresholds_)
-
-    def to_dict(self) -> dict[str, Any]:
-        assert self.x_thresholds_ is not None and self.y_thresholds_ is not None
-        return {
-            "kind": self.kind,
-            "prior_events": self.prior_events,
-            "prior_rows": self.prior_rows,
-            "x": self.x_thresholds_.tolist(),
-            "y": self.y_thresholds_.tolist(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IsotonicCalibrator:
-        calibrator = cls(float(data["prior_events"]), float(data["prior_rows"]))
-        calibrator.x_thresholds_ = np.asarray(data["x"], dtype=np.float64)
-        calibrator.y_thresholds_ = np.asarray(data["y"], dtype=np.float64)
-        return calibrator
-
-
-class PlattCalibrator:
-    """Logistic recalibration p = sigmoid(a + b * raw_logodds), unpenalised."""
-
-    kind = "platt"
-
-    def __init__(self) -> None:
-        self.slope_: float | None = None
-        self.intercept_: float | None = None
-
-    def fit(self, raw_logodds: np.ndarray, y: np.ndarray) -> PlattCalibrator:
-        from sklearn.linear_model import LogisticRegression
-
-        # C=inf: no penalty (scikit-learn >= 1.8 deprecates penalty="none"/None in favour of this).
-        lr = LogisticRegression(C=np.inf, max_iter=1000)
-        lr.fit(np.asarray(raw_logodds, dtype=np.float64).reshape(-1, 1), np.asarray(y, dtype=np.int64))
-        self.slope_ = float(lr.coef_[0, 0])
-        self.intercept_ = float(lr.intercept_[0])
-        return self
-
-    def predict(self, raw_logodds: np.ndarray) -> np.ndarray:
-        if self.slope_ is None or self.intercept_ is None:
-            raise RuntimeError("calibrator is not fitted")
-        z = self.intercept_ + self.slope_ * np.asarray(raw_logodds, dtype=np.float64)
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "slope": self.slope_, "intercept": self.intercept_}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PlattCalibrator:
-        calibrator = cls()
-        calibrator.slope_ = float(data["slope"])
-        calibrator.intercept_ = float(data["intercept"])
-        return calibrator
-
-
-Calibrator = IsotonicCalibrator | PlattCalibrator
-
-
-def calibration_kind(setting: str, calibration_events: int, isotonic_min_events: int) -> str:
-    """The calibrator a model gets: the setting, with "auto" resolved by the events available to calibrate."""
-    if setting != "auto":
-        return setting
-    return "isotonic" if calibration_events >= isotonic_min_events else "platt"
-
-
-def make_calibrator(kind: str) -> Calibrator:
-    if kind == "isotonic":
-        return IsotonicCalibrator()
-    if kind == "platt":
-        return PlattCalibrator()
-    raise ValueError(f"unknown calibration {kind!r}: use 'isotonic', 'platt' or 'auto'")
-
-
-def calibrator_from_dict(data: Mapping[str, Any]) -> Calibrator:
-    kind = data["kind"]
-    if kind == "isotonic":
-        return IsotonicCalibrator.from_dict(data)
-    if kind == "platt":
-        return PlattCalibrator.from_dict(data)
-    raise ValueError(f"unknown calibrator kind {kind!r}")
-
+from models.split import CALIBRATION, INDEX_DATE_COL, PERSON_COL, TRAIN, VALIDATION, TimeSplit, person_parts
 
 # --------------------------------------------------------------------------------------------- the model
 
@@ -237,7 +46,7 @@ class TrainedModel:
 
     Parameters (stored as given): outcome, feature_cols, categorical_cols (a subset of feature_cols),
     settings. Learned state ends in `_`: booster_, calibrator_, feature_dtypes_, categories_,
-    training_summary_, metrics_, subgroup_metrics_, importance_.
+    training_summary_, split_ (the `TimeSplit` it was fitted with), metrics_, subgroup_metrics_, importance_.
 
     Categorical columns are encoded as integer codes over the category list seen in the training part
     (sorted, stored in `categories_`); a category unseen at fit time, or null, becomes missing (NaN), which
@@ -263,6 +72,7 @@ class TrainedModel:
         self.feature_dtypes_: dict[str, str] = {}
         self.categories_: dict[str, list[str]] = {}
         self.training_summary_: dict[str, Any] = {}
+        self.split_: TimeSplit | None = None
         self.metrics_: dict[str, Any] = {}
         self.subgroup_metrics_: list[dict[str, Any]] = []
         self.importance_: list[dict[str, Any]] = []
@@ -402,41 +212,29 @@ def train_outcome(
     outcome: str,
     feature_cols: Sequence[str],
     categorical_cols: Sequence[str],
-    eval_index_date: date,
+    split: TimeSplit,
     settings: TrainingSettings,
     *,
-    horizon_months: int = 12,
     subgroup_cols: Sequence[str] = (),
 ) -> TrainedModel:
-    """Fit, calibrate and evaluate the model for `outcome` with the evaluation index date held out.
+    """Fit, calibrate and evaluate the model for `outcome` on the fit rows of `split`, its evaluation date held out.
 
-    Rows whose label is null (not at risk) are dropped for this outcome. `horizon_months` is the outcome
-    window (pass the feature layer's OutcomeSettings.horizon_months). `subgroup_cols` are columns of
+    Rows whose label is null (not at risk) are dropped for this outcome. `subgroup_cols` are columns of
     `frame` to report subgroup metrics by (e.g. age_band, sex, imd_quintile, ethnicity_group).
     """
     needed = [PERSON_COL, INDEX_DATE_COL, outcome, *feature_cols, *subgroup_cols]
     missing = [name for name in needed if name not in frame.columns]
     if missing:
         raise ValueError(f"training frame lacks columns: {missing}")
-    labelled = frame.filter(pl.col(outcome).is_not_null())
-    fit_dates = split_index_dates(
-        labelled.get_column(INDEX_DATE_COL).unique().to_list(), eval_index_date, horizon_months, settings
-    )
-    fit_rows = labelled.filter(pl.col(INDEX_DATE_COL).is_in(fit_dates))
-    eval_rows = labelled.filter(pl.col(INDEX_DATE_COL) == eval_index_date)
+    fit_rows = split.fit_rows(frame, outcome)
+    eval_rows = split.eval_rows(frame, outcome)
     if eval_rows.height == 0:
-        raise ValueError(f"no labelled rows at the evaluation index date {eval_index_date}")
+        raise ValueError(f"no labelled rows at the evaluation index date {split.eval_index_date}")
 
-    parts = assign_person_parts(
-        fit_rows.get_column(PERSON_COL), settings.validation_fraction, settings.calibration_fraction, settings.seed
-    )
-    fit_rows = fit_rows.with_columns(pl.Series("_part", parts))
+    parts = person_parts(fit_rows, settings)
     model = TrainedModel(outcome, feature_cols, categorical_cols, settings)
-    model.fit(
-        fit_rows.filter(pl.col("_part") == TRAIN).drop("_part"),
-        fit_rows.filter(pl.col("_part") == VALIDATION).drop("_part"),
-        fit_rows.filter(pl.col("_part") == CALIBRATION).drop("_part"),
-    )
+    model.fit(parts[TRAIN], parts[VALIDATION], parts[CALIBRATION])
+    model.split_ = split
 
     y_eval = outcome_labels(eval_rows, outcome)
     raw_eval = model.predict_raw_logodds(eval_rows)
@@ -457,16 +255,13 @@ def train_outcome(
     model.importance_ = mean_abs_contributions(model, eval_rows, settings.explain_sample_rows, settings.seed)
     model.training_summary_.update(
         {
-            "horizon_months": horizon_months,
-            "fit_index_dates": [str(d) for d in fit_dates],
-            "eval_index_date": str(eval_index_date),
             "fit_rows": fit_rows.height,
             "fit_people": fit_rows.get_column(PERSON_COL).n_unique(),
             "fit_events": int(fit_rows.get_column(outcome).cast(pl.Int64).sum()),
             "eval_rows": eval_rows.height,
             "eval_people": eval_rows.get_column(PERSON_COL).n_unique(),
             "eval_events": int(y_eval.sum()),
-            "rows_not_at_risk_all_dates": frame.height - labelled.height,
+            "rows_not_at_risk_all_dates": frame.filter(pl.col(outcome).is_null()).height,
             "features": len(model.feature_cols),
             "subgroup_cols": list(subgroup_cols),
         }

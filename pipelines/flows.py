@@ -73,8 +73,7 @@ def train_task(settings: Settings, truth_path: str | None, force: bool) -> dict[
 
     report = train_all(settings, Path(truth_path) if truth_path else None, force=force)
     return {
-        "eval_index_date": str(report.plan.eval_index_date),
-        "fit_index_dates": [str(d) for d in report.plan.fit_candidates],
+        **report.split.to_dict(),
         "rows": report.rows,
         "comparison": report.comparison.to_dicts(),
         "decisions": {o: d.to_dict() for o, d in report.decisions.items()},

@@ -16,13 +16,13 @@ from typing import Any
 
 import polars as pl
 
-from data_contracts.dates import add_months
 from data_contracts.errors import NotReadyError
 from features.build import build_features, categorical_columns, feature_columns
 from features.inputs import Tables
 from features.outcomes import label_outcomes
 from features.settings import OutcomeSettings
 from models.cohorts import age_band
+from models.split import TimeSplit
 from pipelines.settings import Settings
 from pipelines.warehouse import cost_currency, earliest_event_date, latest_extract_date, read_tables
 
@@ -45,44 +45,6 @@ def prior_use_column(outcome: str) -> str:
     """What "last year's top users" ranks by: last year's cost for the cost outcome, last year's A&E attendances
     and emergency admissions for unplanned care, emergency admissions otherwise."""
     return PRIOR_USE_COLUMNS.get(outcome, "emergency_admissions_12m")
-
-
-@dataclass
-class TrainingPlan:
-    eval_index_date: date
-    fit_candidates: list[date]
-
-    @property
-    def index_dates(self) -> list[date]:
-        return [*self.fit_candidates, self.eval_index_date]
-
-
-def plan_index_dates(
-    latest_data: date,
-    earliest_data: date,
-    horizon_months: int,
-    spacing_months: int,
-    min_history_months: int,
-    max_fit_dates: int,
-) -> TrainingPlan:
-    """Evaluate at the latest index date whose outcome window is complete; fit on earlier quarterly dates whose
-    own windows close by then and which have at least `min_history_months` of history before them."""
-    eval_index = add_months(latest_data, -horizon_months)
-    last_fit = add_months(eval_index, -horizon_months)
-    candidates = []
-    step = 0
-    while len(candidates) < max_fit_dates:
-        candidate = add_months(last_fit, -spacing_months * step)
-        if candidate < add_months(earliest_data, min_history_months):
-            break
-        candidates.append(candidate)
-        step += 1
-    if not candidates:
-        raise ValueError(
-            f"not enough history to train: data run from {earliest_data} to {latest_data}, and a fit index date "
-            f"needs {min_history_months} months of history plus two {horizon_months}-month windows after it"
-        )
-    return TrainingPlan(eval_index, sorted(candidates))
 
 
 def training_frame(
@@ -125,7 +87,7 @@ def with_oracle(frame: pl.DataFrame, truth_path: Path | None, eval_index: date) 
 
 @dataclass
 class TrainReport:
-    plan: TrainingPlan
+    split: TimeSplit
     rows: int
     comparison: pl.DataFrame
     decisions: dict[str, Any] = field(default_factory=dict)
@@ -153,12 +115,10 @@ def train_all(
         raise NotReadyError(f"{settings.db} holds no loaded batches: run `riskstrat ingest` first")
     horizon = settings.outcomes.horizon_months
     t = settings.training
-    plan = plan_index_dates(
-        latest, earliest, horizon, t.index_spacing_months, t.min_history_months, t.max_fit_index_dates
-    )
-    say(f"building features and outcomes at {len(plan.index_dates)} index dates (evaluation {plan.eval_index_date})")
-    frame = training_frame(tables, plan.index_dates, settings.outcomes, history_start=earliest)
-    frame, has_oracle = with_oracle(frame, truth_path, plan.eval_index_date)
+    split = TimeSplit.planned(latest, earliest, horizon, t)
+    say(f"building features and outcomes at {len(split.index_dates)} index dates (evaluation {split.eval_index_date})")
+    frame = training_frame(tables, split.index_dates, settings.outcomes, history_start=earliest)
+    frame, has_oracle = with_oracle(frame, truth_path, split.eval_index_date)
     timings["features"] = time.perf_counter() - started
 
     registry = ModelRegistry(settings.registry)
@@ -171,9 +131,8 @@ def train_all(
             outcome,
             feature_columns(),
             categorical_columns(),
-            plan.eval_index_date,
+            split,
             t,
-            horizon_months=horizon,
             subgroup_cols=SUBGROUP_COLUMNS,
         )
         model.training_summary_["cost_currency"] = currency  # stated on the model card
@@ -192,4 +151,4 @@ def train_all(
         comparisons.append(comparison_table(outcome, evaluations))
         timings[outcome] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
-    return TrainReport(plan, frame.height, pl.concat(comparisons), decisions, timings)
+    return TrainReport(split, frame.height, pl.concat(comparisons), decisions, timings)

@@ -13,6 +13,7 @@ from models.explain import EXPLANATION_SCALE, check_against_shap, explain
 from models.settings import LightGBMParams, TrainingSettings
 from models.synthetic import BOOL_FEATURES, CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, make_training_frame
 from models.training import TrainedModel, train_outcome
+from tests.fast import latest_split
 
 OUTCOME = "high_cost"
 EVAL_DATE = date(2023, 10, 1)
@@ -30,7 +31,9 @@ def frame() -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def model(frame: pl.DataFrame) -> TrainedModel:
-    return train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings())
+    return train_outcome(
+        frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, latest_split(frame, EVAL_DATE), fast_settings()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,12 @@ def test_shap_tree_explainer_agrees_with_pred_contrib(
     assert check_against_shap(model, listed, tol=1e-6) < 1e-6
     # Without categorical features shap's own TreeSHAP runs: an independent computation.
     numeric_only = train_outcome(
-        frame, OUTCOME, [*NUMERIC_FEATURES, *BOOL_FEATURES], [], EVAL_DATE, fast_settings(explain_sample_rows=100)
+        frame,
+        OUTCOME,
+        [*NUMERIC_FEATURES, *BOOL_FEATURES],
+        [],
+        latest_split(frame, EVAL_DATE),
+        fast_settings(explain_sample_rows=100),
     )
     assert check_against_shap(numeric_only, listed, tol=1e-6, independent=True) < 1e-6
     with pytest.raises(ValueError, match="categorical"):

@@ -13,21 +13,12 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from data_contracts.dates import add_months
 from models.baselines import compare, evaluate_models, print_comparison, standard_baselines
+from models.calibration import IsotonicCalibrator, PlattCalibrator, calibration_kind
 from models.metrics import evaluate, subgroup_metrics, top_label
+from models.split import CALIBRATION, TRAIN, VALIDATION, TimeSplit, assign_person_parts
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
-from models.training import (
-    CALIBRATION,
-    TRAIN,
-    VALIDATION,
-    IsotonicCalibrator,
-    PlattCalibrator,
-    TrainedModel,
-    assign_person_parts,
-    calibration_kind,
-    split_index_dates,
-    train_outcome,
-)
-from tests.fast import fast_training_settings
+from models.training import TrainedModel, train_outcome
+from tests.fast import fast_training_settings, fit_on_synthetic_frame, latest_split
 
 OUTCOME = "emergency_admission"
 EVAL_DATE = date(2023, 10, 1)
@@ -44,9 +35,7 @@ def frame() -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def model(frame: pl.DataFrame) -> TrainedModel:
-    return train_outcome(
-        frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings(), subgroup_cols=SUBGROUPS
-    )
+    return fit_on_synthetic_frame(frame, OUTCOME, EVAL_DATE)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +58,9 @@ def test_fit_index_dates_never_overlap_the_eval_outcome_window(horizon: int) -> 
     quarterly = [add_months(date(2021, 1, 1), 3 * i) for i in range(12)]
     settings = fast_settings(max_fit_index_dates=4)
     for eval_date in quarterly[4:]:
-        fit = split_index_dates(quarterly, eval_date, horizon, settings)
+        fit = list(
+            TimeSplit.latest_eligible(quarterly, eval_date, horizon, settings.max_fit_index_dates).fit_index_dates
+        )
         assert fit == sorted(fit) and 1 <= len(fit) <= 4
         assert all(add_months(d, horizon) <= eval_date for d in fit)
         # The latest eligible dates are kept: the next quarter would overlap the evaluation window.
@@ -79,9 +70,27 @@ def test_fit_index_dates_never_overlap_the_eval_outcome_window(horizon: int) -> 
 
 def test_split_excludes_dates_inside_the_window_and_raises_when_nothing_is_eligible() -> None:
     dates = [date(2022, 1, 1), date(2022, 10, 1), date(2023, 4, 1), date(2023, 10, 1)]
-    assert split_index_dates(dates, date(2023, 10, 1), 12, fast_settings()) == [date(2022, 1, 1), date(2022, 10, 1)]
+    split = TimeSplit.latest_eligible(dates, date(2023, 10, 1), 12, 4)
+    assert split.fit_index_dates == (date(2022, 1, 1), date(2022, 10, 1))
     with pytest.raises(ValueError, match="no index date"):
-        split_index_dates(dates, date(2022, 12, 1), 12, fast_settings())
+        TimeSplit.latest_eligible(dates, date(2022, 12, 1), 12, 4)
+    with pytest.raises(ValueError, match="overlap the evaluation period"):
+        TimeSplit((date(2023, 4, 1),), date(2023, 10, 1), 12)
+
+
+def test_a_split_round_trips_through_its_stored_form() -> None:
+    split = TimeSplit((date(2022, 1, 1), date(2022, 4, 1)), date(2023, 4, 1), 12)
+    assert TimeSplit.from_dict(json.loads(json.dumps(split.to_dict()))) == split
+    assert split.index_dates == [date(2022, 1, 1), date(2022, 4, 1), date(2023, 4, 1)]
+
+
+def test_a_planned_split_fits_on_dates_with_history_and_closed_windows() -> None:
+    settings = fast_settings(index_spacing_months=3, min_history_months=6, max_fit_index_dates=4)
+    split = TimeSplit.planned(date(2026, 11, 1), date(2023, 11, 1), 12, settings)
+    assert split.eval_index_date == date(2025, 11, 1)
+    assert split.fit_index_dates == (date(2024, 5, 1), date(2024, 8, 1), date(2024, 11, 1))  # 6 months of history
+    with pytest.raises(ValueError, match="not enough history"):
+        TimeSplit.planned(date(2026, 11, 1), date(2025, 1, 1), 12, settings)
 
 
 # ------------------------------------------------------------------------------------------ grouped split
@@ -110,11 +119,12 @@ def test_trained_model_parts_are_disjoint_in_people_and_use_only_fit_dates(model
     parts = summary["parts"]
     assert sum(part["people"] for part in parts.values()) == summary["fit_people"]
     assert sum(part["rows"] for part in parts.values()) == summary["fit_rows"]
-    fit_dates = [date.fromisoformat(d) for d in summary["fit_index_dates"]]
-    assert all(add_months(d, summary["horizon_months"]) <= EVAL_DATE for d in fit_dates)
-    assert "2023-04-01" not in summary["fit_index_dates"]  # its window overlaps the evaluation period
+    assert model.split_ is not None and model.split_.eval_index_date == EVAL_DATE
+    fit_dates = model.split_.fit_index_dates
+    assert all(add_months(d, model.split_.horizon_months) <= EVAL_DATE for d in fit_dates)
+    assert date(2023, 4, 1) not in fit_dates  # its window overlaps the evaluation period
     for part in parts.values():
-        assert set(part["index_dates"]) <= set(summary["fit_index_dates"])
+        assert {date.fromisoformat(d) for d in part["index_dates"]} <= set(fit_dates)
     assert summary["best_iteration"] >= 1 and summary["train_seconds"] > 0
 
 
@@ -180,7 +190,14 @@ def test_isotonic_calibration_never_predicts_exactly_zero_or_one(model: TrainedM
 
 
 def test_platt_calibration_also_calibrates(frame: pl.DataFrame) -> None:
-    platt = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings(calibration="platt"))
+    platt = train_outcome(
+        frame,
+        OUTCOME,
+        FEATURES,
+        CATEGORICAL_FEATURES,
+        latest_split(frame, EVAL_DATE),
+        fast_settings(calibration="platt"),
+    )
     assert 0.8 <= platt.metrics_["metrics"]["calibration_slope"]["estimate"] <= 1.2
 
 
@@ -188,7 +205,14 @@ def test_auto_calibration_is_isotonic_only_with_enough_events(frame: pl.DataFram
     assert calibration_kind("auto", 999, 1000) == "platt"
     assert calibration_kind("auto", 1000, 1000) == "isotonic"
     assert calibration_kind("platt", 5000, 1000) == "platt"
-    rare = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings(calibration="auto"))
+    rare = train_outcome(
+        frame,
+        OUTCOME,
+        FEATURES,
+        CATEGORICAL_FEATURES,
+        latest_split(frame, EVAL_DATE),
+        fast_settings(calibration="auto"),
+    )
     events = rare.training_summary_["parts"]["calibration"]["events"]
     assert events < 1000 and rare.training_summary_["calibration"] == "platt"
     assert isinstance(rare.calibrator_, PlattCalibrator)
@@ -197,7 +221,7 @@ def test_auto_calibration_is_isotonic_only_with_enough_events(frame: pl.DataFram
         OUTCOME,
         FEATURES,
         CATEGORICAL_FEATURES,
-        EVAL_DATE,
+        latest_split(frame, EVAL_DATE),
         fast_settings(calibration="auto", isotonic_min_events=1),
     )
     assert isinstance(plenty.calibrator_, IsotonicCalibrator)
@@ -206,7 +230,9 @@ def test_auto_calibration_is_isotonic_only_with_enough_events(frame: pl.DataFram
 def test_same_seed_gives_identical_predictions(
     frame: pl.DataFrame, model: TrainedModel, eval_rows: pl.DataFrame
 ) -> None:
-    again = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, EVAL_DATE, fast_settings())
+    again = train_outcome(
+        frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, latest_split(frame, EVAL_DATE), fast_settings()
+    )
     assert np.array_equal(again.predict_proba(eval_rows), model.predict_proba(eval_rows))
     assert again.metrics_ == model.metrics_
 

@@ -16,9 +16,10 @@ from models.baselines import ORACLE_NAME, evaluate_models, standard_baselines
 from models.model_card import baselines_that_rank_better
 from models.registry import ModelRegistry, load_current
 from models.settings import TrainingSettings
-from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
+from models.split import TimeSplit
+from models.synthetic import make_training_frame
 from models.training import TrainedModel, train_outcome
-from tests.fast import fast_training_settings
+from tests.fast import fast_training_settings, fit_on_synthetic_frame, latest_split
 
 OUTCOME = "emergency_admission"
 EVAL_DATE = date(2023, 10, 1)
@@ -46,21 +47,15 @@ def frame() -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def good_model(frame: pl.DataFrame) -> TrainedModel:
-    return train_outcome(
-        frame,
-        OUTCOME,
-        FEATURES,
-        CATEGORICAL_FEATURES,
-        EVAL_DATE,
-        fast_settings(),
-        subgroup_cols=["age_band", "sex", "imd_quintile", "ethnicity_group"],
-    )
+    return fit_on_synthetic_frame(frame, OUTCOME, EVAL_DATE)
 
 
 @pytest.fixture(scope="module")
 def weak_model(frame: pl.DataFrame) -> TrainedModel:
     # Noise and sex only: clearly worse than the full model on AUROC and Brier.
-    return train_outcome(frame, OUTCOME, ["noise_1", "noise_2", "sex"], ["sex"], EVAL_DATE, fast_settings())
+    return train_outcome(
+        frame, OUTCOME, ["noise_1", "noise_2", "sex"], ["sex"], latest_split(frame, EVAL_DATE), fast_settings()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +148,7 @@ def test_load_current_round_trips_predictions_exactly(
     assert loaded.categories_ == good_model.categories_
     assert loaded.metrics_ == json.loads(json.dumps(good_model.metrics_))
     assert loaded.training_summary_ == good_model.training_summary_
+    assert loaded.split_ == good_model.split_ and isinstance(loaded.split_, TimeSplit)
 
 
 def test_load_current_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
