@@ -1,4 +1,5 @@
-"""Baselines every model must beat, evaluated exactly like the model.
+"""Baselines every model must beat; `models/evaluation.py` fits them on the model's fit rows and evaluates
+them with the model, in the same pass and on the same rows.
 
 1. "Last year's top users" (`PriorUseBaseline`): rank people by a prior-use column (e.g. cost_total_12m for
    high_cost, emergency_admissions_12m otherwise). The score is a count or cost, not a probability, so for
@@ -13,37 +14,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 
 from models.calibration import IsotonicCalibrator
-from models.metrics import evaluate
-from models.settings import TrainingSettings
-from models.training import TrainedModel, outcome_labels
+from models.training import outcome_labels
 
-MODEL_NAME = "lightgbm"
 ORACLE_NAME = "oracle (true probability)"
-COMPARISON_SCHEMA = {
-    "outcome": pl.String,
-    "model": pl.String,
-    "metric": pl.String,
-    "estimate": pl.Float64,
-    "lo": pl.Float64,
-    "hi": pl.Float64,
-}
-
-
-class Scorer(Protocol):
-    """What `compare` needs from a model or a baseline."""
-
-    name: str
-
-    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray: ...
-
-    def rank_score(self, frame: pl.DataFrame) -> np.ndarray: ...
 
 
 class PriorUseBaseline:
@@ -159,20 +138,6 @@ class OracleBaseline:
         return self.predict_proba(frame)
 
 
-class _ModelScorer:
-    """Adapter: a TrainedModel ranks by raw log-odds (no calibrator ties) and reports calibrated p."""
-
-    def __init__(self, model: TrainedModel, name: str = MODEL_NAME) -> None:
-        self.model = model
-        self.name = name
-
-    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(frame)
-
-    def rank_score(self, frame: pl.DataFrame) -> np.ndarray:
-        return self.model.predict_raw_logodds(frame)
-
-
 Baseline = PriorUseBaseline | ClassicLogisticBaseline | OracleBaseline
 
 
@@ -193,112 +158,3 @@ def standard_baselines(
     if true_probability_col is not None:
         baselines.append(OracleBaseline(true_probability_col))
     return baselines
-
-
-def evaluate_models(
-    frame: pl.DataFrame,
-    model: TrainedModel,
-    baselines: Sequence[Baseline],
-    settings: TrainingSettings,
-    seed: int | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Fit the baselines on the model's fit rows and evaluate everything on its evaluation rows.
-
-    The fit and evaluation rows come from the model's own time split (`model.split_`). All evaluations share
-    one seed: their bootstrap replicates are paired.
-    Returns {name: evaluate(...) result}, the model first.
-    """
-    seed = settings.seed if seed is None else seed
-    outcome = model.outcome
-    if model.split_ is None:
-        raise ValueError("the model carries no time split: fit it first")
-    fit_rows = model.split_.fit_rows(frame, outcome)
-    eval_rows = model.split_.eval_rows(frame, outcome)
-    y_eval = outcome_labels(eval_rows, outcome)
-
-    scorers: list[Scorer] = [_ModelScorer(model)]
-    for baseline in baselines:
-        scorers.append(baseline.fit(fit_rows, outcome))
-    results: dict[str, dict[str, Any]] = {}
-    for scorer in scorers:
-        if scorer.name in results:
-            raise ValueError(f"two models are called {scorer.name!r}")
-        results[scorer.name] = evaluate(
-            y_eval, scorer.predict_proba(eval_rows), settings, seed=seed, rank_score=scorer.rank_score(eval_rows)
-        )
-    return results
-
-
-def comparison_table(outcome: str, evaluations: Mapping[str, Mapping[str, Any]]) -> pl.DataFrame:
-    """Tidy table (outcome, model, metric, estimate, lo, hi) from {name: evaluate result}."""
-    rows = [
-        {"outcome": outcome, "model": name, "metric": metric, **values}
-        for name, evaluation in evaluations.items()
-        for metric, values in evaluation["metrics"].items()
-    ]
-    return pl.DataFrame(rows, schema=COMPARISON_SCHEMA)
-
-
-def compare(
-    frame: pl.DataFrame,
-    model: TrainedModel,
-    baselines: Sequence[Baseline],
-    settings: TrainingSettings,
-    seed: int | None = None,
-) -> pl.DataFrame:
-    """Model and baselines side by side on the model's evaluation rows, as a tidy Polars table."""
-    return comparison_table(model.outcome, evaluate_models(frame, model, baselines, settings, seed))
-
-
-DEFAULT_PRINT_METRICS: tuple[str, ...] = (
-    "auroc",
-    "auprc",
-    "brier",
-    "calibration_slope",
-    "calibration_intercept",
-    "ppv_top_0.5pct",
-    "ppv_top_2pct",
-    "ppv_top_5pct",
-    "ppv_top_20pct",
-    "sensitivity_top_5pct",
-    "events_captured_top_5pct",
-)
-
-
-def format_estimate(estimate: float | None, lo: float | None, hi: float | None, digits: int = 3) -> str:
-    if estimate is None:
-        return "n/a"
-    if lo is None or hi is None:
-        return f"{estimate:.{digits}f}"
-    return f"{estimate:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
-
-
-def print_comparison(
-    table: pl.DataFrame,
-    metrics: Sequence[str] = DEFAULT_PRINT_METRICS,
-    console: Any | None = None,
-) -> None:
-    """Print the comparison as one rich table per outcome: metrics down, models across, 95% intervals."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    for outcome in table.get_column("outcome").unique(maintain_order=True).to_list():
-        part = table.filter(pl.col("outcome") == outcome)
-        models = part.get_column("model").unique(maintain_order=True).to_list()
-        rich_table = Table(title=f"{outcome}: estimate (95% bootstrap interval)")
-        rich_table.add_column("metric")
-        for name in models:
-            rich_table.add_column(name, justify="right")
-        for metric in metrics:
-            cells = []
-            for name in models:
-                row = part.filter((pl.col("model") == name) & (pl.col("metric") == metric))
-                if row.height == 0:
-                    cells.append("")
-                    continue
-                values = row.row(0, named=True)
-                digits = 0 if metric.startswith("events_captured") else 3
-                cells.append(format_estimate(values["estimate"], values["lo"], values["hi"], digits))
-            rich_table.add_row(metric, *cells)
-        console.print(rich_table)

@@ -1,4 +1,4 @@
-"""Model cards in Markdown and HTML, with plots, rendered only from what a TrainedModel stores.
+"""Model cards in Markdown and HTML, with plots, rendered only from a TrainedModel and its `Evaluation`.
 
 The card is built once as a list of blocks (headings, paragraphs, lists, tables, images, code) and rendered
 to both formats, so the two never disagree. PNGs are written next to the card; the Markdown links them by
@@ -17,7 +17,8 @@ from typing import Any
 
 from data_contracts.reference import REFERENCE_CURRENCY, codelist
 from features.catalogue import CATALOGUE
-from models.baselines import MODEL_NAME, ORACLE_NAME, format_estimate
+from models.baselines import ORACLE_NAME
+from models.evaluation import MODEL_NAME, Evaluation, format_estimate
 from models.metrics import top_label
 from models.training import TrainedModel
 
@@ -157,17 +158,6 @@ def render_html(blocks: Sequence[Block], title: str, image_dir: Path) -> str:
 # --------------------------------------------------------------------------------------------- plots
 
 
-def _evaluations(
-    model: TrainedModel, baseline_evaluations: Mapping[str, Mapping[str, Any]] | None
-) -> dict[str, Mapping[str, Any]]:
-    """The model's own evaluation first, then the baselines (the model entry of a comparison is skipped)."""
-    evaluations: dict[str, Mapping[str, Any]] = {MODEL_NAME: model.metrics_}
-    for name, evaluation in (baseline_evaluations or {}).items():
-        if name != MODEL_NAME:
-            evaluations[name] = evaluation
-    return evaluations
-
-
 def baselines_that_rank_better(evaluations: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Warnings for practical baselines whose AUROC on the evaluation set beats the model's (the oracle, a
     synthetic-data ceiling, is not a rival a team could use)."""
@@ -186,18 +176,14 @@ def baselines_that_rank_better(evaluations: Mapping[str, Mapping[str, Any]]) -> 
     return warnings
 
 
-def write_plots(
-    model: TrainedModel,
-    out_dir: Path,
-    baseline_evaluations: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Path]:
+def write_plots(model: TrainedModel, model_evaluation: Evaluation, out_dir: Path) -> dict[str, Path]:
     """ROC, precision-recall, calibration (deciles), gains/lift and feature-contribution PNGs."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers; must precede pyplot
     import matplotlib.pyplot as plt
 
-    evaluations = _evaluations(model, baseline_evaluations)
+    evaluations = model_evaluation.results
     paths: dict[str, Path] = {}
 
     def save(fig: Any, name: str) -> None:
@@ -224,13 +210,13 @@ def write_plots(
         if pr:
             auprc = evaluation["metrics"]["auprc"]["estimate"]
             ax.plot(pr["recall"], pr["precision"], label=f"{name} (AUPRC {auprc:.3f})")
-    ax.axhline(model.metrics_["prevalence"], color="grey", linestyle=":", linewidth=1)
+    ax.axhline(model_evaluation.model["prevalence"], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="Sensitivity (recall)", ylabel="PPV (precision)", title="Precision-recall curve", ylim=(0, 1))
     ax.legend(fontsize=7, loc="upper right")
     save(fig, "precision_recall")
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    deciles = model.metrics_["deciles"]
+    deciles = model_evaluation.model["deciles"]
     predicted = [d["mean_predicted"] for d in deciles]
     observed = [d["observed_rate"] for d in deciles]
     lower = [
@@ -260,7 +246,7 @@ def write_plots(
             ax_gain.plot(x, y, label=name)
             lift = [(yy / xx) if xx > 0 else float("nan") for xx, yy in zip(x, y, strict=True)]
             ax_lift.plot(x[1:], lift[1:], label=name)
-    for fraction in model.metrics_.get("top_fractions", []):
+    for fraction in model_evaluation.model.get("top_fractions", []):
         for ax in (ax_gain, ax_lift):
             ax.axvline(fraction, color="grey", linestyle=":", linewidth=0.8)
     ax_gain.plot([0, 1], [0, 1], color="grey", linewidth=1)
@@ -273,7 +259,7 @@ def write_plots(
     ax_gain.legend(fontsize=7, loc="lower right")
     save(fig, "gains_lift")
 
-    importance = used_importance(model)[:15]
+    importance = used_importance(model_evaluation)[:15]
     if importance:
         fig, ax = plt.subplots(figsize=(6, 0.35 * len(importance) + 1.2))
         names = [feature_words(item["feature"]) for item in importance][::-1]
@@ -308,9 +294,9 @@ def feature_words(name: str) -> str:
     return known.label if known is not None else name
 
 
-def used_importance(model: TrainedModel) -> list[dict[str, Any]]:
+def used_importance(evaluation: Evaluation) -> list[dict[str, Any]]:
     """The features the model uses: a feature with no contribution on the evaluation rows is in no tree split."""
-    return [item for item in model.importance_ if item["mean_abs_contribution"] > 0]
+    return [item for item in evaluation.importance if item["mean_abs_contribution"] > 0]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -322,18 +308,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def build_card(
-    model: TrainedModel,
-    plots: Mapping[str, Path],
-    baseline_evaluations: Mapping[str, Mapping[str, Any]] | None = None,
-    version: str | None = None,
+    model: TrainedModel, model_evaluation: Evaluation, plots: Mapping[str, Path], version: str | None = None
 ) -> list[Block]:
     summary = model.training_summary_
     split = model.split_
     if split is None:
         raise ValueError("a model card needs the time split the model was fitted with")
-    evaluation = model.metrics_
+    evaluation = model_evaluation.model
     metrics = evaluation["metrics"]
-    evaluations = _evaluations(model, baseline_evaluations)
+    evaluations = model_evaluation.results
     title = f"Model card: {model.outcome}" + (f" ({version})" if version else "")
     auroc = metrics["auroc"]
     blocks: list[Block] = [
@@ -425,7 +408,7 @@ def build_card(
         Image(plots["calibration"].name, "Calibration by decile") if "calibration" in plots else Paragraph(""),
         Heading("Subgroups"),
     ]
-    if model.subgroup_metrics_:
+    if model_evaluation.subgroups:
         blocks += [
             Paragraph(
                 "Calibration in the large = observed rate - mean predicted (> 0: the model under-predicts for the "
@@ -446,16 +429,16 @@ def build_card(
                         _fmt(s["false_positive_rate"]),
                         _fmt(s["false_negative_rate"]),
                     ]
-                    for s in model.subgroup_metrics_
+                    for s in model_evaluation.subgroups
                 ],
             ),
         ]
     else:
-        blocks.append(Paragraph("No subgroup columns were given at training time."))
+        blocks.append(Paragraph("No subgroup columns were given to the evaluation."))
     blocks.append(Heading("What drives the score"))
-    used = used_importance(model)
+    used = used_importance(model_evaluation)
     if used:
-        unused = len(model.importance_) - len(used)
+        unused = len(model_evaluation.importance) - len(used)
         blocks += [
             Paragraph(
                 "How much each factor moves the score on average: the mean absolute TreeSHAP contribution to the "
@@ -476,22 +459,19 @@ def build_card(
         Heading("Settings"),
         Code(json.dumps(asdict(model.settings), indent=2, sort_keys=True)),
         Heading("Features"),
-        *_features_blocks(model),
+        *_features_blocks(model, model_evaluation),
     ]
     return [block for block in blocks if not (isinstance(block, Paragraph) and not block.text)]
 
 
 def write_model_card(
-    model: TrainedModel,
-    out_dir: Path | str,
-    baseline_evaluations: Mapping[str, Mapping[str, Any]] | None = None,
-    version: str | None = None,
+    model: TrainedModel, evaluation: Evaluation, out_dir: Path | str, version: str | None = None
 ) -> dict[str, Path]:
     """Write model_card.md, model_card.html and the PNG plots into `out_dir`; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(model, out_dir, baseline_evaluations)
-    blocks = build_card(model, plots, baseline_evaluations, version)
+    plots = write_plots(model, evaluation, out_dir)
+    blocks = build_card(model, evaluation, plots, version)
     title = blocks[0].text if isinstance(blocks[0], Heading) else "Model card"
     markdown_path = out_dir / "model_card.md"
     html_path = out_dir / "model_card.html"
@@ -500,9 +480,11 @@ def write_model_card(
     return {"markdown": markdown_path, "html": html_path, **plots}
 
 
-def _features_blocks(model: TrainedModel) -> list[Block]:
+def _features_blocks(model: TrainedModel, evaluation: Evaluation) -> list[Block]:
     """The factors the model was given, in words, the ones it uses apart from the ones it does not."""
-    used = {item["feature"] for item in used_importance(model)} if model.importance_ else set(model.feature_cols)
+    used = (
+        {item["feature"] for item in used_importance(evaluation)} if evaluation.importance else set(model.feature_cols)
+    )
     words = [f"{feature_words(n)} ({n})" for n in model.feature_cols if n in used]
     blocks: list[Block] = [Paragraph("Used: " + ", ".join(words) + ".")]
     idle = [f"{feature_words(n)} ({n})" for n in model.feature_cols if n not in used]

@@ -3,9 +3,10 @@
 Layout::
 
     registry_dir/<outcome>/v0001/   model.txt (LightGBM native), calibrator.json, settings.json, features.json,
-                                    training_summary.json, metrics.json, baselines.json + comparison.csv (when
-                                    baselines were evaluated), promotion.json, model_card.md, model_card.html,
-                                    *.png, manifest.json (sha256 of every file)
+                                    training_summary.json (with the time split), metrics.json (the model's
+                                    evaluation), baselines.json (the baselines', when evaluated), comparison.csv,
+                                    promotion.json, model_card.md, model_card.html, *.png, manifest.json (sha256
+                                    of every file)
     registry_dir/<outcome>/current.json      {"version": "v0001", ...}: the model used for scoring
     registry_dir/<outcome>/promotions.jsonl  every promotion decision, in order
 
@@ -42,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from models.calibration import calibrator_from_dict
+from models.evaluation import MODEL_NAME, Evaluation
 from models.metrics import auroc_score
 from models.settings import TrainingSettings
 from models.split import TimeSplit
@@ -158,17 +160,17 @@ class ModelRegistry:
     def save(
         self,
         model: TrainedModel,
+        evaluation: Evaluation,
         *,
         version: str | None = None,
-        baseline_evaluations: Mapping[str, Mapping[str, Any]] | None = None,
         eval_frame: pl.DataFrame | None = None,
         force_promotion: bool = False,
         write_card: bool = True,
     ) -> PromotionDecision:
         """Register `model` as a new immutable version and decide whether it becomes current.
 
-        `baseline_evaluations` ({name: evaluate() result}, e.g. from baselines.evaluate_models) go into
-        baselines.json, comparison.csv and the model card. `eval_frame` lets the promotion rule score the
+        `evaluation` (from `models.evaluation.evaluate_outcome`) goes into metrics.json, baselines.json,
+        comparison.csv and the model card. `eval_frame` lets the promotion rule score the
         current model on the new model's evaluation rows. Returns the promotion decision (also written to
         the version's promotion.json and the outcome's promotions.jsonl).
         """
@@ -182,14 +184,16 @@ class ModelRegistry:
         if final_dir.exists():
             raise FileExistsError(f"{outcome} {version} already exists in {self.registry_dir}; versions are immutable")
 
-        decision = self._decide(model, version, eval_frame, force_promotion)
+        if evaluation.outcome != outcome:
+            raise ValueError(f"the evaluation is of {evaluation.outcome}, the model of {outcome}")
+        decision = self._decide(model, evaluation, version, eval_frame, force_promotion)
         self.outcome_dir(outcome).mkdir(parents=True, exist_ok=True)
         staging = self.outcome_dir(outcome) / f".staging-{version}-{os.getpid()}"
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir()
         try:
-            self._write_version(staging, model, version, baseline_evaluations, decision, write_card)
+            self._write_version(staging, model, version, evaluation, decision, write_card)
             if final_dir.exists():  # someone registered the same version meanwhile
                 raise FileExistsError(f"{outcome} {version} already exists; versions are immutable")
             os.rename(staging, final_dir)
@@ -206,7 +210,7 @@ class ModelRegistry:
         folder: Path,
         model: TrainedModel,
         version: str,
-        baseline_evaluations: Mapping[str, Mapping[str, Any]] | None,
+        evaluation: Evaluation,
         decision: PromotionDecision,
         write_card: bool,
     ) -> None:
@@ -228,18 +232,16 @@ class ModelRegistry:
         _write_json(folder / "training_summary.json", {**model.training_summary_, **model.split_.to_dict()})
         _write_json(
             folder / "metrics.json",
-            {"evaluation": model.metrics_, "subgroups": model.subgroup_metrics_, "importance": model.importance_},
+            {"evaluation": evaluation.model, "subgroups": evaluation.subgroups, "importance": evaluation.importance},
         )
-        if baseline_evaluations:
-            from models.baselines import comparison_table
-
-            _write_json(folder / "baselines.json", dict(baseline_evaluations))
-            comparison_table(model.outcome, baseline_evaluations).write_csv(folder / "comparison.csv")
+        if evaluation.baselines:
+            _write_json(folder / "baselines.json", evaluation.baselines)
+            evaluation.comparison().write_csv(folder / "comparison.csv")
         _write_json(folder / "promotion.json", decision.to_dict())
         if write_card:
             from models.model_card import write_model_card
 
-            write_model_card(model, folder, baseline_evaluations=baseline_evaluations, version=version)
+            write_model_card(model, evaluation, folder, version=version)
         manifest = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
         _write_json(folder / "manifest.json", manifest)
         for path in folder.iterdir():
@@ -249,12 +251,17 @@ class ModelRegistry:
     # -- promotion ---------------------------------------------------------------------------------
 
     def _decide(
-        self, model: TrainedModel, version: str, eval_frame: pl.DataFrame | None, force: bool
+        self,
+        model: TrainedModel,
+        evaluation: Evaluation,
+        version: str,
+        eval_frame: pl.DataFrame | None,
+        force: bool,
     ) -> PromotionDecision:
         settings = model.settings
         outcome = model.outcome
         current_version = self.current_version(outcome)
-        stored = model.metrics_.get("metrics", {}) if model.metrics_ else {}
+        stored = evaluation.model["metrics"]
         candidate = {
             "auroc": stored.get("auroc", {}).get("estimate"),
             "brier": stored.get("brier", {}).get("estimate"),
@@ -269,7 +276,7 @@ class ModelRegistry:
                 current = _point_metrics(current_model, rows)
                 basis = f"both scored on the candidate's evaluation rows ({rows.height} rows)"
             else:
-                current_stored = current_model.metrics_.get("metrics", {})
+                current_stored = self.load_evaluation(outcome, current_version).model["metrics"]
                 current = {
                     "auroc": current_stored.get("auroc", {}).get("estimate"),
                     "brier": current_stored.get("brier", {}).get("estimate"),
@@ -353,11 +360,16 @@ class ModelRegistry:
         summary = _read_json(folder / "training_summary.json")
         model.split_ = TimeSplit.from_dict(summary)
         model.training_summary_ = {k: v for k, v in summary.items() if k not in model.split_.to_dict()}
-        metrics = _read_json(folder / "metrics.json")
-        model.metrics_ = metrics["evaluation"]
-        model.subgroup_metrics_ = metrics["subgroups"]
-        model.importance_ = metrics["importance"]
         return model
+
+    def load_evaluation(self, outcome: str, version: str) -> Evaluation:
+        """The evaluation stored with `outcome`/`version` (the model's, and its baselines' when evaluated)."""
+        folder = self.version_dir(outcome, version)
+        metrics = _read_json(folder / "metrics.json")
+        baselines = _read_json(folder / "baselines.json") if (folder / "baselines.json").exists() else {}
+        return Evaluation(
+            outcome, {MODEL_NAME: metrics["evaluation"], **baselines}, metrics["subgroups"], metrics["importance"]
+        )
 
     def load_current(self, outcome: str) -> TrainedModel:
         version = self.current_version(outcome)

@@ -16,7 +16,6 @@ import numpy as np
 import polars as pl
 
 from models.calibration import Calibrator, calibration_kind, make_calibrator
-from models.metrics import evaluate, subgroup_metrics
 from models.settings import TrainingSettings
 from models.split import CALIBRATION, INDEX_DATE_COL, PERSON_COL, TRAIN, VALIDATION, TimeSplit, person_parts
 
@@ -42,11 +41,11 @@ def lightgbm_params(settings: TrainingSettings) -> dict[str, Any]:
 
 
 class TrainedModel:
-    """A fitted LightGBM model for one outcome plus its calibrator, encoding and evaluation.
+    """A fitted LightGBM model for one outcome plus its calibrator, encoding and time split.
 
     Parameters (stored as given): outcome, feature_cols, categorical_cols (a subset of feature_cols),
     settings. Learned state ends in `_`: booster_, calibrator_, feature_dtypes_, categories_,
-    training_summary_, split_ (the `TimeSplit` it was fitted with), metrics_, subgroup_metrics_, importance_.
+    training_summary_, split_ (the `TimeSplit` it was fitted with).
 
     Categorical columns are encoded as integer codes over the category list seen in the training part
     (sorted, stored in `categories_`); a category unseen at fit time, or null, becomes missing (NaN), which
@@ -73,9 +72,6 @@ class TrainedModel:
         self.categories_: dict[str, list[str]] = {}
         self.training_summary_: dict[str, Any] = {}
         self.split_: TimeSplit | None = None
-        self.metrics_: dict[str, Any] = {}
-        self.subgroup_metrics_: list[dict[str, Any]] = []
-        self.importance_: list[dict[str, Any]] = []
 
     # -- encoding ----------------------------------------------------------------------------------
 
@@ -195,18 +191,6 @@ def _part_summary(frame: pl.DataFrame, outcome: str) -> dict[str, Any]:
     }
 
 
-def mean_abs_contributions(model: TrainedModel, frame: pl.DataFrame, max_rows: int, seed: int) -> list[dict[str, Any]]:
-    """Mean |contribution| per feature (log-odds) on a seeded sample of at most `max_rows` rows."""
-    sample = frame if frame.height <= max_rows else frame.sample(n=max_rows, seed=seed)
-    contrib = model.contributions(sample)[:, :-1]
-    mean_abs = np.abs(contrib).mean(axis=0)
-    order = np.argsort(-mean_abs, kind="stable")
-    return [
-        {"feature": model.feature_cols[i], "mean_abs_contribution": float(mean_abs[i]), "rows": sample.height}
-        for i in order
-    ]
-
-
 def train_outcome(
     frame: pl.DataFrame,
     outcome: str,
@@ -214,15 +198,13 @@ def train_outcome(
     categorical_cols: Sequence[str],
     split: TimeSplit,
     settings: TrainingSettings,
-    *,
-    subgroup_cols: Sequence[str] = (),
 ) -> TrainedModel:
-    """Fit, calibrate and evaluate the model for `outcome` on the fit rows of `split`, its evaluation date held out.
+    """Fit and calibrate the model for `outcome` on the fit rows of `split` (its evaluation date held out).
 
-    Rows whose label is null (not at risk) are dropped for this outcome. `subgroup_cols` are columns of
-    `frame` to report subgroup metrics by (e.g. age_band, sex, imd_quintile, ethnicity_group).
+    Rows whose label is null (not at risk) are dropped for this outcome. The model carries `split` as
+    `split_`; `models.evaluation.evaluate_outcome` evaluates it.
     """
-    needed = [PERSON_COL, INDEX_DATE_COL, outcome, *feature_cols, *subgroup_cols]
+    needed = [PERSON_COL, INDEX_DATE_COL, outcome, *feature_cols]
     missing = [name for name in needed if name not in frame.columns]
     if missing:
         raise ValueError(f"training frame lacks columns: {missing}")
@@ -235,24 +217,6 @@ def train_outcome(
     model = TrainedModel(outcome, feature_cols, categorical_cols, settings)
     model.fit(parts[TRAIN], parts[VALIDATION], parts[CALIBRATION])
     model.split_ = split
-
-    y_eval = outcome_labels(eval_rows, outcome)
-    raw_eval = model.predict_raw_logodds(eval_rows)
-    assert model.calibrator_ is not None
-    p_eval = model.calibrator_.predict(raw_eval)
-    model.metrics_ = evaluate(y_eval, p_eval, settings, seed=settings.seed, rank_score=raw_eval)
-    if subgroup_cols:
-        model.subgroup_metrics_ = subgroup_metrics(
-            y_eval,
-            p_eval,
-            {name: eval_rows.get_column(name) for name in subgroup_cols},
-            rank_score=raw_eval,
-            flag_fraction=settings.subgroup_flag_fraction,
-            min_n=settings.subgroup_min_n,
-            min_events=settings.subgroup_min_events,
-            seed=settings.seed,
-        ).to_dicts()
-    model.importance_ = mean_abs_contributions(model, eval_rows, settings.explain_sample_rows, settings.seed)
     model.training_summary_.update(
         {
             "fit_rows": fit_rows.height,
@@ -260,10 +224,9 @@ def train_outcome(
             "fit_events": int(fit_rows.get_column(outcome).cast(pl.Int64).sum()),
             "eval_rows": eval_rows.height,
             "eval_people": eval_rows.get_column(PERSON_COL).n_unique(),
-            "eval_events": int(y_eval.sum()),
+            "eval_events": int(eval_rows.get_column(outcome).cast(pl.Int64).sum()),
             "rows_not_at_risk_all_dates": frame.filter(pl.col(outcome).is_null()).height,
             "features": len(model.feature_cols),
-            "subgroup_cols": list(subgroup_cols),
         }
     )
     return model

@@ -295,7 +295,7 @@ def _default_truth(settings: Settings) -> Path | None:
 def print_training_summary(summary: dict[str, Any], settings: Settings) -> None:
     import polars as pl
 
-    from models.baselines import print_comparison
+    from models.evaluation import print_comparison
 
     console.print(
         f"evaluated at {summary['eval_index_date']}, fitted at {', '.join(summary['fit_index_dates'])} "

@@ -1,5 +1,5 @@
-"""Training run: stack features and outcomes over several index dates, fit each outcome's model, compare it
-with the baselines (and the oracle on synthetic data), and register it.
+"""Training run: stack features and outcomes over the index dates of the time split, fit each outcome's model,
+evaluate it once beside the baselines (and the oracle on synthetic data), and register it.
 
 Plain Python over the warehouse: the `train` flow is a thin wrapper around `train_all`.
 """
@@ -28,8 +28,6 @@ from pipelines.warehouse import cost_currency, earliest_event_date, latest_extra
 
 log = logging.getLogger("riskstrat.train")
 
-# Subgroups reported in every model card (fairness by age, sex, deprivation and ethnic group).
-SUBGROUP_COLUMNS = ("age_band", "sex", "imd_quintile", "ethnicity_group")
 # PARR-style logistic baseline: a few classic predictors.
 CLASSIC_NUMERIC = ("age", "emergency_admissions_12m", "ltc_count")
 CLASSIC_CATEGORICAL = ("sex",)
@@ -101,7 +99,8 @@ def train_all(
     progress: Callable[[str], None] | None = None,
 ) -> TrainReport:
     """Train, compare and register a model for every outcome in `settings.training.outcomes`."""
-    from models.baselines import comparison_table, evaluate_models, standard_baselines
+    from models.baselines import standard_baselines
+    from models.evaluation import SUBGROUP_COLUMNS, evaluate_outcome
     from models.registry import ModelRegistry
     from models.training import train_outcome
 
@@ -126,15 +125,7 @@ def train_all(
     for outcome in t.outcomes:
         step = time.perf_counter()
         say(f"training {outcome}")
-        model = train_outcome(
-            frame,
-            outcome,
-            feature_columns(),
-            categorical_columns(),
-            split,
-            t,
-            subgroup_cols=SUBGROUP_COLUMNS,
-        )
+        model = train_outcome(frame, outcome, feature_columns(), categorical_columns(), split, t)
         model.training_summary_["cost_currency"] = currency  # stated on the model card
         oracle_col = f"true_p_{outcome}" if has_oracle and f"true_p_{outcome}" in frame.columns else None
         baselines = standard_baselines(
@@ -145,10 +136,10 @@ def train_all(
             true_probability_col=oracle_col,
             seed=t.seed,
         )
-        evaluations = evaluate_models(frame, model, baselines, t)
-        decision = registry.save(model, baseline_evaluations=evaluations, eval_frame=frame, force_promotion=force)
+        evaluation = evaluate_outcome(frame, model, baselines, t, subgroup_cols=SUBGROUP_COLUMNS)
+        decision = registry.save(model, evaluation, eval_frame=frame, force_promotion=force)
         decisions[outcome] = decision
-        comparisons.append(comparison_table(outcome, evaluations))
+        comparisons.append(evaluation.comparison())
         timings[outcome] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
     return TrainReport(split, frame.height, pl.concat(comparisons), decisions, timings)

@@ -11,7 +11,6 @@ from models.settings import LightGBMParams, TrainingSettings
 from models.split import INDEX_DATE_COL, TimeSplit
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES
 from models.training import TrainedModel, train_outcome
-from pipelines.training import SUBGROUP_COLUMNS
 
 
 def fast_training_settings(**changes: object) -> TrainingSettings:
@@ -39,5 +38,4 @@ def fit_on_synthetic_frame(frame: pl.DataFrame, outcome: str, eval_index_date: d
         CATEGORICAL_FEATURES,
         latest_split(frame, eval_index_date),
         fast_training_settings(),
-        subgroup_cols=SUBGROUP_COLUMNS,
     )

@@ -12,8 +12,9 @@ import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from data_contracts.dates import add_months
-from models.baselines import compare, evaluate_models, print_comparison, standard_baselines
+from models.baselines import standard_baselines
 from models.calibration import IsotonicCalibrator, PlattCalibrator, calibration_kind
+from models.evaluation import MODEL_NAME, SUBGROUP_COLUMNS, Evaluation, evaluate_outcome, print_comparison
 from models.metrics import evaluate, subgroup_metrics, top_label
 from models.split import CALIBRATION, TRAIN, VALIDATION, TimeSplit, assign_person_parts
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
@@ -22,7 +23,6 @@ from tests.fast import fast_training_settings, fit_on_synthetic_frame, latest_sp
 
 OUTCOME = "emergency_admission"
 EVAL_DATE = date(2023, 10, 1)
-SUBGROUPS = ["age_band", "sex", "imd_quintile", "ethnicity_group"]
 
 
 fast_settings = fast_training_settings
@@ -36,6 +36,11 @@ def frame() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def model(frame: pl.DataFrame) -> TrainedModel:
     return fit_on_synthetic_frame(frame, OUTCOME, EVAL_DATE)
+
+
+@pytest.fixture(scope="module")
+def evaluation(frame: pl.DataFrame, model: TrainedModel) -> Evaluation:
+    return evaluate_outcome(frame, model, subgroup_cols=SUBGROUP_COLUMNS)
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +134,11 @@ def test_trained_model_parts_are_disjoint_in_people_and_use_only_fit_dates(model
 
 
 def test_null_labels_are_dropped_for_evaluation(
-    model: TrainedModel, eval_rows: pl.DataFrame, frame: pl.DataFrame
+    model: TrainedModel, evaluation: Evaluation, eval_rows: pl.DataFrame, frame: pl.DataFrame
 ) -> None:
     at_eval = frame.filter(pl.col("index_date") == EVAL_DATE)
     assert at_eval.get_column(OUTCOME).null_count() > 0
-    assert model.metrics_["n"] == eval_rows.height == model.training_summary_["eval_rows"]
+    assert evaluation.model["n"] == eval_rows.height == model.training_summary_["eval_rows"]
 
 
 # ------------------------------------------------------------------------------------------ model quality
@@ -147,7 +152,7 @@ def test_model_beats_baselines_and_stays_below_the_oracle(frame: pl.DataFrame, m
         classic_categorical_cols=["sex"],
         true_probability_col=f"true_p_{OUTCOME}",
     )
-    table = compare(frame, model, baselines, model.settings)
+    table = evaluate_outcome(frame, model, baselines).comparison()
     assert table.columns == ["outcome", "model", "metric", "estimate", "lo", "hi"]
 
     def metric(name: str, which: str) -> float:
@@ -173,8 +178,8 @@ def test_model_beats_baselines_and_stays_below_the_oracle(frame: pl.DataFrame, m
     assert "last year's top users" in console_output.getvalue()
 
 
-def test_calibrated_model_has_slope_near_one(model: TrainedModel) -> None:
-    metrics = model.metrics_["metrics"]
+def test_calibrated_model_has_slope_near_one(evaluation: Evaluation) -> None:
+    metrics = evaluation.model["metrics"]
     assert 0.8 <= metrics["calibration_slope"]["estimate"] <= 1.2
     assert abs(metrics["calibration_intercept"]["estimate"]) < 0.3
     assert metrics["mean_predicted"]["estimate"] == pytest.approx(metrics["observed_rate"]["estimate"], abs=0.02)
@@ -198,7 +203,8 @@ def test_platt_calibration_also_calibrates(frame: pl.DataFrame) -> None:
         latest_split(frame, EVAL_DATE),
         fast_settings(calibration="platt"),
     )
-    assert 0.8 <= platt.metrics_["metrics"]["calibration_slope"]["estimate"] <= 1.2
+    slope = evaluate_outcome(frame, platt).model["metrics"]["calibration_slope"]["estimate"]
+    assert 0.8 <= slope <= 1.2
 
 
 def test_auto_calibration_is_isotonic_only_with_enough_events(frame: pl.DataFrame) -> None:
@@ -228,13 +234,13 @@ def test_auto_calibration_is_isotonic_only_with_enough_events(frame: pl.DataFram
 
 
 def test_same_seed_gives_identical_predictions(
-    frame: pl.DataFrame, model: TrainedModel, eval_rows: pl.DataFrame
+    frame: pl.DataFrame, model: TrainedModel, evaluation: Evaluation, eval_rows: pl.DataFrame
 ) -> None:
     again = train_outcome(
         frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, latest_split(frame, EVAL_DATE), fast_settings()
     )
     assert np.array_equal(again.predict_proba(eval_rows), model.predict_proba(eval_rows))
-    assert again.metrics_ == model.metrics_
+    assert evaluate_outcome(frame, again, subgroup_cols=SUBGROUP_COLUMNS) == evaluation
 
 
 def test_unseen_and_missing_categories_score_as_missing(model: TrainedModel, eval_rows: pl.DataFrame) -> None:
@@ -254,12 +260,12 @@ def test_scoring_needs_every_feature(model: TrainedModel, eval_rows: pl.DataFram
         model.predict_proba(eval_rows.drop("frailty_index"))
 
 
-def test_subgroup_metrics_cover_every_group(model: TrainedModel) -> None:
-    table = pl.DataFrame(model.subgroup_metrics_)
-    assert set(table.get_column("grouping").unique()) == set(SUBGROUPS)
-    for grouping in SUBGROUPS:
+def test_subgroup_metrics_cover_every_group(evaluation: Evaluation) -> None:
+    table = pl.DataFrame(evaluation.subgroups)
+    assert set(table.get_column("grouping").unique()) == set(SUBGROUP_COLUMNS)
+    for grouping in SUBGROUP_COLUMNS:
         part = table.filter(pl.col("grouping") == grouping)
-        assert part.get_column("n").sum() == model.metrics_["n"]
+        assert part.get_column("n").sum() == evaluation.model["n"]
     rates = table.select("false_positive_rate", "false_negative_rate").to_numpy()
     assert np.nanmin(rates) >= 0 and np.nanmax(rates) <= 1
 
@@ -355,13 +361,16 @@ def test_evaluate_rejects_missing_labels() -> None:
         evaluate(np.array([0.0, np.nan, 1.0]), np.array([0.1, 0.2, 0.3]), fast_settings())
 
 
-def test_baselines_share_the_model_time_split(frame: pl.DataFrame, model: TrainedModel) -> None:
-    evaluations = evaluate_models(
+def test_baselines_are_evaluated_with_the_model_in_one_pass_on_its_split(
+    frame: pl.DataFrame, model: TrainedModel, evaluation: Evaluation
+) -> None:
+    with_baselines = evaluate_outcome(
         frame,
         model,
         standard_baselines(OUTCOME, prior_use_col="emergency_admissions_12m", classic_numeric_cols=["age"]),
-        model.settings,
+        subgroup_cols=SUBGROUP_COLUMNS,
     )
-    assert next(iter(evaluations)) == "lightgbm"
-    assert {evaluation["n"] for evaluation in evaluations.values()} == {model.metrics_["n"]}
-    assert evaluations["lightgbm"]["metrics"] == model.metrics_["metrics"]  # same seed, same rows, same numbers
+    assert next(iter(with_baselines.results)) == MODEL_NAME
+    assert MODEL_NAME not in with_baselines.baselines and len(with_baselines.baselines) == 2
+    assert {result["n"] for result in with_baselines.results.values()} == {evaluation.model["n"]}
+    assert with_baselines.model == evaluation.model  # baselines do not change the model's figures

@@ -12,7 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.baselines import ORACLE_NAME, evaluate_models, standard_baselines
+from models.baselines import ORACLE_NAME, standard_baselines
+from models.evaluation import SUBGROUP_COLUMNS, Evaluation, evaluate_outcome
 from models.model_card import baselines_that_rank_better
 from models.registry import ModelRegistry, load_current
 from models.settings import TrainingSettings
@@ -59,6 +60,16 @@ def weak_model(frame: pl.DataFrame) -> TrainedModel:
 
 
 @pytest.fixture(scope="module")
+def good_evaluation(frame: pl.DataFrame, good_model: TrainedModel) -> Evaluation:
+    return evaluate_outcome(frame, good_model, subgroup_cols=SUBGROUP_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def weak_evaluation(frame: pl.DataFrame, weak_model: TrainedModel) -> Evaluation:
+    return evaluate_outcome(frame, weak_model)
+
+
+@pytest.fixture(scope="module")
 def eval_rows(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter((pl.col("index_date") == EVAL_DATE) & pl.col(OUTCOME).is_not_null())
 
@@ -67,9 +78,11 @@ def folder_digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def test_first_save_is_v0001_and_becomes_current(tmp_path: Path, good_model: TrainedModel) -> None:
+def test_first_save_is_v0001_and_becomes_current(
+    tmp_path: Path, good_model: TrainedModel, good_evaluation: Evaluation
+) -> None:
     registry = ModelRegistry(tmp_path)
-    decision = registry.save(good_model, write_card=False)
+    decision = registry.save(good_model, good_evaluation, write_card=False)
     assert decision.version == "v0001" and decision.promoted and decision.current_version is None
     assert registry.current_version(OUTCOME) == "v0001"
     folder = registry.version_dir(OUTCOME, "v0001")
@@ -80,23 +93,31 @@ def test_first_save_is_v0001_and_becomes_current(tmp_path: Path, good_model: Tra
     assert not (folder / "model.txt").stat().st_mode & stat.S_IWUSR  # written read-only
 
 
-def test_versions_are_never_overwritten(tmp_path: Path, good_model: TrainedModel, weak_model: TrainedModel) -> None:
+def test_versions_are_never_overwritten(
+    tmp_path: Path,
+    good_model: TrainedModel,
+    good_evaluation: Evaluation,
+    weak_model: TrainedModel,
+    weak_evaluation: Evaluation,
+) -> None:
     registry = ModelRegistry(tmp_path)
-    registry.save(good_model, write_card=False)
+    registry.save(good_model, good_evaluation, write_card=False)
     before = folder_digest(registry.version_dir(OUTCOME, "v0001"))
     with pytest.raises(FileExistsError):
-        registry.save(weak_model, version="v0001", write_card=False)
+        registry.save(weak_model, weak_evaluation, version="v0001", write_card=False)
     assert folder_digest(registry.version_dir(OUTCOME, "v0001")) == before
     assert registry.current_version(OUTCOME) == "v0001"
     assert not [p for p in registry.outcome_dir(OUTCOME).iterdir() if p.name.startswith(".staging")]
     # The next automatic id follows the existing ones, in order.
-    assert registry.save(good_model, write_card=False).version == "v0002"
+    assert registry.save(good_model, good_evaluation, write_card=False).version == "v0002"
     assert registry.versions(OUTCOME) == ["v0001", "v0002"]
 
 
-def test_altered_version_fails_its_hash_check(tmp_path: Path, good_model: TrainedModel) -> None:
+def test_altered_version_fails_its_hash_check(
+    tmp_path: Path, good_model: TrainedModel, good_evaluation: Evaluation
+) -> None:
     registry = ModelRegistry(tmp_path)
-    registry.save(good_model, write_card=False)
+    registry.save(good_model, good_evaluation, write_card=False)
     calibrator = registry.version_dir(OUTCOME, "v0001") / "calibrator.json"
     calibrator.chmod(0o644)
     calibrator.write_text(calibrator.read_text() + " ")  # a change that leaves the JSON valid
@@ -105,12 +126,17 @@ def test_altered_version_fails_its_hash_check(tmp_path: Path, good_model: Traine
 
 
 def test_promotion_rule(
-    tmp_path: Path, frame: pl.DataFrame, good_model: TrainedModel, weak_model: TrainedModel
+    tmp_path: Path,
+    frame: pl.DataFrame,
+    good_model: TrainedModel,
+    good_evaluation: Evaluation,
+    weak_model: TrainedModel,
+    weak_evaluation: Evaluation,
 ) -> None:
     registry = ModelRegistry(tmp_path)
-    registry.save(good_model, eval_frame=frame, write_card=False)
+    registry.save(good_model, good_evaluation, eval_frame=frame, write_card=False)
 
-    worse = registry.save(weak_model, eval_frame=frame, write_card=False)
+    worse = registry.save(weak_model, weak_evaluation, eval_frame=frame, write_card=False)
     assert not worse.promoted and worse.current_version == "v0001"
     assert "worse" in worse.reason and "candidate's evaluation rows" in worse.basis
     assert worse.candidate["auroc"] < worse.current["auroc"]  # type: ignore[index, operator]
@@ -118,15 +144,15 @@ def test_promotion_rule(
     recorded = json.loads((registry.version_dir(OUTCOME, worse.version) / "promotion.json").read_text())
     assert recorded["promoted"] is False and recorded["reason"] == worse.reason
 
-    equal = registry.save(good_model, eval_frame=frame, write_card=False)
+    equal = registry.save(good_model, good_evaluation, eval_frame=frame, write_card=False)
     assert equal.promoted and registry.current_version(OUTCOME) == equal.version
 
-    forced = registry.save(weak_model, eval_frame=frame, force_promotion=True, write_card=False)
+    forced = registry.save(weak_model, weak_evaluation, eval_frame=frame, force_promotion=True, write_card=False)
     assert forced.promoted and forced.forced and "forced" in forced.reason
     assert registry.current_version(OUTCOME) == forced.version
 
     # Without an evaluation frame the stored metrics are compared, and the decision says so.
-    better_than_weak = registry.save(good_model, write_card=False)
+    better_than_weak = registry.save(good_model, good_evaluation, write_card=False)
     assert better_than_weak.promoted and better_than_weak.basis.startswith("stored metrics")
 
     # Rolling back by hand is logged.
@@ -137,16 +163,19 @@ def test_promotion_rule(
 
 
 def test_load_current_round_trips_predictions_exactly(
-    tmp_path: Path, good_model: TrainedModel, eval_rows: pl.DataFrame
+    tmp_path: Path, good_model: TrainedModel, good_evaluation: Evaluation, eval_rows: pl.DataFrame
 ) -> None:
-    ModelRegistry(tmp_path).save(good_model, write_card=False)
+    ModelRegistry(tmp_path).save(good_model, good_evaluation, write_card=False)
     loaded = load_current(tmp_path, OUTCOME)
     assert np.array_equal(loaded.predict_proba(eval_rows), good_model.predict_proba(eval_rows))
     assert np.array_equal(loaded.predict_raw_logodds(eval_rows), good_model.predict_raw_logodds(eval_rows))
     assert np.array_equal(loaded.contributions(eval_rows.head(50)), good_model.contributions(eval_rows.head(50)))
     assert loaded.settings == good_model.settings
     assert loaded.categories_ == good_model.categories_
-    assert loaded.metrics_ == json.loads(json.dumps(good_model.metrics_))
+    stored = ModelRegistry(tmp_path).load_evaluation(OUTCOME, "v0001")
+    assert stored.results == json.loads(json.dumps(good_evaluation.results))
+    assert stored.subgroups == json.loads(json.dumps(good_evaluation.subgroups))
+    assert stored.importance == good_evaluation.importance
     assert loaded.training_summary_ == good_model.training_summary_
     assert loaded.split_ == good_model.split_ and isinstance(loaded.split_, TimeSplit)
 
@@ -156,7 +185,9 @@ def test_load_current_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
         load_current(tmp_path, OUTCOME)
 
 
-def test_model_card_files_and_sections(tmp_path: Path, frame: pl.DataFrame, good_model: TrainedModel) -> None:
+def test_model_card_files_and_sections(
+    tmp_path: Path, frame: pl.DataFrame, good_model: TrainedModel, good_evaluation: Evaluation
+) -> None:
     baselines = standard_baselines(
         OUTCOME,
         prior_use_col="emergency_admissions_12m",
@@ -164,9 +195,9 @@ def test_model_card_files_and_sections(tmp_path: Path, frame: pl.DataFrame, good
         classic_categorical_cols=["sex"],
         true_probability_col=f"true_p_{OUTCOME}",
     )
-    evaluations = evaluate_models(frame, good_model, baselines, good_model.settings)
+    evaluation = evaluate_outcome(frame, good_model, baselines, subgroup_cols=SUBGROUP_COLUMNS)
     registry = ModelRegistry(tmp_path)
-    decision = registry.save(good_model, baseline_evaluations=evaluations)
+    decision = registry.save(good_model, evaluation)
     folder = registry.version_dir(OUTCOME, decision.version)
     for name in ("roc.png", "precision_recall.png", "calibration.png", "gains_lift.png", "feature_contributions.png",
                  "model_card.md", "model_card.html", "baselines.json", "comparison.csv"):  # fmt: skip
@@ -181,7 +212,10 @@ def test_model_card_files_and_sections(tmp_path: Path, frame: pl.DataFrame, good
     assert "![ROC curve](roc.png)" in markdown
     assert html.count("data:image/png;base64,") == 5  # self-contained HTML
     comparison = pl.read_csv(folder / "comparison.csv")
-    assert set(comparison.get_column("model")) == set(evaluations)
+    assert set(comparison.get_column("model")) == set(evaluation.results)
+    # Each evaluation is written once: the model's in metrics.json, the baselines' in baselines.json.
+    assert set(json.loads((folder / "baselines.json").read_text())) == set(evaluation.baselines)
+    assert json.loads((folder / "metrics.json").read_text())["evaluation"] == json.loads(json.dumps(evaluation.model))
 
 
 def _evaluation(auroc: float | None, events: int = 40) -> dict:
