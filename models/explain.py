@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from models.training import INDEX_DATE_COL, PERSON_COL, TrainedModel
+from models.split import INDEX_DATE_COL, PERSON_COL
+from models.training import TrainedModel
 
 EXPLANATION_SCALE = "log-odds"
 

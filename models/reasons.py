@@ -70,7 +70,7 @@ def build_reasons(
     model: TrainedModel, features: pl.DataFrame, top_n: int, currency: str = REFERENCE_CURRENCY
 ) -> Reasons:
     """The reasons of every row of `features` (one row per person) under the policy above."""
-    from models.training import PERSON_COL
+    from models.split import PERSON_COL
 
     if model.calibrator_ is None:
         raise RuntimeError(f"the {model.outcome} model is not calibrated")

@@ -12,7 +12,7 @@ from features.catalogue import CATALOGUE, is_present
 from models.reasons import LOWERING_REASONS, LOWERS, RAISES, _shares, build_reasons, reason_of
 from models.synthetic import make_training_frame
 from models.training import TrainedModel, train_outcome
-from tests.fast import fast_training_settings
+from tests.fast import fast_training_settings, latest_split
 
 EVAL_DATE = date(2023, 10, 1)
 # The synthetic training frame's columns under the catalogue's names (two noise columns stay unknown to it).
@@ -41,7 +41,8 @@ def frame() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def model(frame: pl.DataFrame) -> TrainedModel:
     categorical = ("sex", "ethnicity_group", "asc_current_service")
-    return train_outcome(frame, "emergency_admission", FEATURES, categorical, EVAL_DATE, fast_training_settings())
+    split = latest_split(frame, EVAL_DATE)
+    return train_outcome(frame, "emergency_admission", FEATURES, categorical, split, fast_training_settings())
 
 
 @pytest.fixture(scope="module")
