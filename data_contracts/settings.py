@@ -6,11 +6,33 @@ settings file or overrides (pydantic validates these dataclasses as they are), s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+
+@dataclass
+class DriftSettings:
+    """A change planted in the synthetic data from a date (see data_contracts.synthetic.drift)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    scenario: Literal["none", "coding_change", "emergency_service", "feed_outage", "quarantined_batch"] = "none"
+    # None: the extract date of weekly batch (weekly_batches // 2 + 1), so half the weeks come before it.
+    start_date: date | None = None
+    # coding_change: table, column, the code that changes and what it becomes.
+    recode_table: StrictStr = "gp_events"
+    recode_column: StrictStr = "event_type"
+    recode_from: StrictStr = "telephone"
+    recode_to: StrictStr = "face_to_face"
+    # emergency_service: the share of emergency admissions prevented.
+    prevented_share: Annotated[StrictFloat, Field(ge=0, le=1)] = 0.20
+    # feed_outage and quarantined_batch: the feed affected; outage length in weekly batches.
+    feed: StrictStr = "community_contacts"
+    outage_weeks: Annotated[StrictInt, Field(ge=1)] = 4
+    quarantined_feed: StrictStr = "ae_attendances"
 
 
 @dataclass
@@ -34,6 +56,8 @@ class SynthSettings:
     # Monte Carlo replicates of the unpublished future year used to compute true outcome probabilities.
     truth_replicates: Annotated[StrictInt, Field(ge=1)] = 64
     file_format: Literal["parquet", "csv"] = "parquet"
+    # A change planted in the data from a date, for trying the monitoring (off by default).
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
 
 @dataclass
@@ -43,3 +67,37 @@ class IngestSettings:
     # How many quarantine rows to keep per batch, table and reason (all are counted; a cap keeps a
     # badly broken file from filling the database).
     quarantine_cap_per_reason: Annotated[StrictInt, Field(ge=1)] = 100_000
+
+
+Rate = Annotated[StrictFloat, Field(ge=0, le=1)]
+
+
+@dataclass
+class QualitySettings:
+    """Data-quality gate thresholds (data_contracts.quality), checked on every batch the weekly run loads."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    # The feeds checked: dated activity tables that arrive every week.
+    feeds: tuple[StrictStr, ...] = (
+        "apc_spells",
+        "ae_attendances",
+        "op_appointments",
+        "gp_events",
+        "community_contacts",
+        "prescriptions",
+    )
+    quarantine_warn_rate: Rate = 0.02
+    quarantine_error_rate: Rate = 0.25
+    # Rows read against the median of the previous `volume_window` weekly batches.
+    volume_window: Annotated[StrictInt, Field(ge=1)] = 4
+    volume_min_batches: Annotated[StrictInt, Field(ge=1)] = 2
+    volume_min_rows: Annotated[StrictInt, Field(ge=0)] = 50
+    volume_warn_ratio: Rate = 0.75
+    volume_error_ratio: Rate = 0.5
+    # Days from a feed's latest loaded event to the batch's extract date.
+    freshness_warn_days: Annotated[StrictInt, Field(ge=0)] = 7
+    freshness_error_days: Annotated[StrictInt, Field(ge=0)] = 14
+    # On an error: "fail" stops the weekly run before scoring; "flag" scores and states the stale or
+    # incomplete feeds on every output.
+    on_error: Literal["fail", "flag"] = "fail"

@@ -5,7 +5,8 @@ Layout::
     registry_dir/<outcome>/v0001/   model.txt (LightGBM native), calibrator.json, settings.json, features.json,
                                     training_summary.json (with the time split), metrics.json (the model's
                                     evaluation), baselines.json (the baselines', when evaluated), comparison.csv,
-                                    promotion.json, model_card.md, model_card.html, *.png, manifest.json (sha256
+                                    promotion.json, reference.json (the training data's distributions, for
+                                    monitoring), model_card.md, model_card.html, *.png, manifest.json (sha256
                                     of every file)
     registry_dir/<outcome>/current.json      {"version": "v0001", ...}: the model used for scoring
     registry_dir/<outcome>/promotions.jsonl  every promotion decision, in order
@@ -52,6 +53,7 @@ from models.training import TrainedModel, outcome_labels
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 CURRENT_FILE = "current.json"
 PROMOTION_LOG = "promotions.jsonl"
+REFERENCE_FILE = "reference.json"  # the training data's distributions, for drift monitoring
 
 
 @dataclass(frozen=True)
@@ -166,13 +168,15 @@ class ModelRegistry:
         eval_frame: pl.DataFrame | None = None,
         force_promotion: bool = False,
         write_card: bool = True,
+        reference: Mapping[str, Any] | None = None,
     ) -> PromotionDecision:
         """Register `model` as a new immutable version and decide whether it becomes current.
 
         `evaluation` (from `models.evaluation.evaluate_outcome`) goes into metrics.json, baselines.json,
         comparison.csv and the model card. `eval_frame` lets the promotion rule score the
-        current model on the new model's evaluation rows. Returns the promotion decision (also written to
-        the version's promotion.json and the outcome's promotions.jsonl).
+        current model on the new model's evaluation rows. `reference` (models.monitoring.reference_distribution)
+        is stored as reference.json, what monitoring measures drift against. Returns the promotion decision
+        (also written to the version's promotion.json and the outcome's promotions.jsonl).
         """
         if model.booster_ is None or model.calibrator_ is None or model.split_ is None:
             raise ValueError("only fitted models can be registered")
@@ -193,7 +197,7 @@ class ModelRegistry:
             shutil.rmtree(staging)
         staging.mkdir()
         try:
-            self._write_version(staging, model, version, evaluation, decision, write_card)
+            self._write_version(staging, model, version, evaluation, decision, write_card, reference)
             if final_dir.exists():  # someone registered the same version meanwhile
                 raise FileExistsError(f"{outcome} {version} already exists; versions are immutable")
             os.rename(staging, final_dir)
@@ -213,6 +217,7 @@ class ModelRegistry:
         evaluation: Evaluation,
         decision: PromotionDecision,
         write_card: bool,
+        reference: Mapping[str, Any] | None = None,
     ) -> None:
         assert model.booster_ is not None and model.calibrator_ is not None and model.split_ is not None
         (folder / "model.txt").write_text(model.booster_.model_to_string())
@@ -238,6 +243,8 @@ class ModelRegistry:
             _write_json(folder / "baselines.json", evaluation.baselines)
             evaluation.comparison().write_csv(folder / "comparison.csv")
         _write_json(folder / "promotion.json", decision.to_dict())
+        if reference is not None:
+            _write_json(folder / REFERENCE_FILE, dict(reference))
         if write_card:
             from models.model_card import write_model_card
 
@@ -370,6 +377,11 @@ class ModelRegistry:
         return Evaluation(
             outcome, {MODEL_NAME: metrics["evaluation"], **baselines}, metrics["subgroups"], metrics["importance"]
         )
+
+    def reference(self, outcome: str, version: str) -> dict[str, Any] | None:
+        """The training data's distributions stored with a version (None for versions from before monitoring)."""
+        path = self.version_dir(outcome, version) / REFERENCE_FILE
+        return _read_json(path) if path.exists() else None
 
     def load_current(self, outcome: str) -> TrainedModel:
         version = self.current_version(outcome)

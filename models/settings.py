@@ -114,3 +114,33 @@ class ScoringSettings:
     top_reasons: Annotated[StrictInt, Field(ge=1)] = 5
     # A week-on-week change in risk of at least this (absolute probability) counts as rising or falling.
     rising_threshold: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.02
+
+
+@dataclass
+class MonitoringSettings:
+    """Drift and performance monitoring of each weekly run (models.monitoring) and the refit triggers."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    # Population stability index: bins are the training frame's deciles (plus a bin for nulls).
+    psi_bins: Annotated[StrictInt, Field(ge=2)] = 10
+    # A feature among the model's `top_features` most important, or the score distribution, drifting by at
+    # least this PSI raises an alert and triggers a refit (0.1-0.25 is usually read as moderate, > 0.25 major).
+    psi_alert: Annotated[StrictFloat, Field(gt=0)] = 0.25
+    top_features: Annotated[StrictInt, Field(ge=1)] = 10
+    # Any feature, important or not, drifting this far is a change in how the data are recorded (a coding
+    # change) rather than in the population: an alert too.
+    psi_alert_any_feature: Annotated[StrictFloat, Field(gt=0)] = 1.0
+    # Realised performance of the scores issued this many months earlier, on the part of their horizon that
+    # has closed.
+    realised_lags_months: tuple[Annotated[StrictInt, Field(ge=1)], ...] = (3, 6, 12)
+    # Observed/expected events outside this band, and beyond `oe_min_z` standard errors (Poisson) of 1,
+    # raises an alert and triggers a refit.
+    oe_band: tuple[StrictFloat, StrictFloat] = (0.85, 1.15)
+    oe_min_z: Annotated[StrictFloat, Field(ge=0)] = 3.0
+    # Realised AUROC below the expected AUROC (from the calibrated scores) by this much.
+    auroc_fall: Annotated[StrictFloat, Field(gt=0)] = 0.05
+    # Fewer events than this in a closed horizon: no realised check (too noisy to read).
+    min_events: Annotated[StrictInt, Field(ge=0)] = 50
+    # Request a run of the retrain deployment when an alert fires (the weekly flow).
+    trigger_refit: bool = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -78,6 +78,8 @@ def _timeline_details() -> dict[str, tuple[str, str, pl.Expr]]:
 class ScoreResult:
     population: pl.DataFrame  # everyone scored, with each outcome's risk and the tier
     publication: Publication  # what publishing writes: the lists, reasons, leavers, activity, provenance
+    # The feature frame the scores came from (for monitoring; never published).
+    features: pl.DataFrame | None = field(repr=False, default=None)
 
     def counts(self) -> dict[str, int]:
         """Aggregate counts only: safe for logs and Prefect artifacts."""
@@ -98,7 +100,11 @@ def run_id_for(as_of: date, model_versions: dict[str, str], batches: list[str]) 
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def score_population(settings: Settings, as_of: date | None = None, tables: Tables | None = None) -> ScoreResult:
+def score_population(
+    settings: Settings, as_of: date | None = None, tables: Tables | None = None, data_warning: str | None = None
+) -> ScoreResult:
+    """`data_warning` (the data-quality gates' statement when scoring goes ahead despite errors) is stated on
+    every output, beside the data batches."""
     from models.explain import EXPLANATION_SCALE
     from models.reasons import build_reasons
     from models.registry import ModelRegistry
@@ -152,6 +158,7 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
         ranking_outcome=ranking,
         explain_scale=EXPLANATION_SCALE,
         cost_currency=currency,
+        data_warning=data_warning,
     )
     team_list = _list_rows(marked, reasons, tables, as_of, ranking).with_columns(
         social_care_package=_package_text(currency)
@@ -165,7 +172,7 @@ def score_population(settings: Settings, as_of: date | None = None, tables: Tabl
         population_summary=_population_summary(population, teams, risk_col),
         opted_out_ids=frozenset(opted_out),
     )
-    return ScoreResult(population=population, publication=publication)
+    return ScoreResult(population=population, publication=publication, features=features)
 
 
 def _calibrated(model: TrainedModel, raw_logodds: np.ndarray) -> np.ndarray:

@@ -22,9 +22,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from data_contracts.errors import DomainError
-from data_contracts.settings import IngestSettings, SynthSettings
+from data_contracts.settings import IngestSettings, QualitySettings, SynthSettings
+from data_contracts.tables import TABLES
 from features.settings import OutcomeSettings
-from models.settings import MAX_SEED, ScoringSettings, TrainingSettings
+from models.settings import MAX_SEED, MonitoringSettings, ScoringSettings, TrainingSettings
 from pipelines.workspace.settings import WorkspaceSettings
 
 DEFAULT_CONFIG_FILE = Path("riskstrat.toml")
@@ -90,6 +91,8 @@ class Settings:
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     def __post_init__(self) -> None:
         if self.training.seed != self.seed:
@@ -204,6 +207,9 @@ def _check_across_layers(settings: Settings, source: str) -> None:
             f"{source}: scoring.ranking_outcome = {s.ranking_outcome!r}: not among training.outcomes "
             f"({', '.join(t.outcomes)})"
         )
+    feeds = [f for f in settings.quality.feeds if f not in TABLES or TABLES[f].dated_by is None]
+    if feeds:
+        raise SettingsError(f"{source}: quality.feeds: {', '.join(map(repr, feeds))}: not dated contract tables")
     if t.validation_fraction + t.calibration_fraction >= 1:
         raise SettingsError(
             f"{source}: training.validation_fraction + training.calibration_fraction = "

@@ -83,6 +83,17 @@ def with_oracle(frame: pl.DataFrame, truth_path: Path | None, eval_index: date) 
     return frame.join(wide, on=["person_id", "index_date"], how="left"), True
 
 
+def training_reference(frame: pl.DataFrame, model: Any, eval_index: date, bins: int) -> dict[str, Any]:
+    """What monitoring compares each week with: the features and the raw score (out of sample) of the training
+    frame's newest rows, at the evaluation index date. The newest rather than every index date because features
+    without a window (days since the last A&E attendance) depend on how much history lies behind the date: the
+    oldest fit dates see two years less of it than a weekly run, which reads as drift when nothing changed."""
+    from models.monitoring import reference_distribution
+
+    eval_rows = frame.filter(pl.col("index_date") == eval_index)
+    return reference_distribution(eval_rows, model.feature_cols, model.predict_raw_logodds(eval_rows), bins)
+
+
 @dataclass
 class TrainReport:
     split: TimeSplit
@@ -137,7 +148,8 @@ def train_all(
             seed=t.seed,
         )
         evaluation = evaluate_outcome(frame, model, baselines, t, subgroup_cols=SUBGROUP_COLUMNS)
-        decision = registry.save(model, evaluation, eval_frame=frame, force_promotion=force)
+        reference = training_reference(frame, model, split.eval_index_date, settings.monitoring.psi_bins)
+        decision = registry.save(model, evaluation, eval_frame=frame, force_promotion=force, reference=reference)
         decisions[outcome] = decision
         comparisons.append(evaluation.comparison())
         timings[outcome] = time.perf_counter() - step

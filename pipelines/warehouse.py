@@ -166,6 +166,47 @@ TEAM_LIST_HISTORY = WarehouseTable(
     person_rows=PersonRows(keep_row=True),
 )
 
+# Data-quality gate results per batch and table (data_contracts.quality, run by pipelines.gates).
+QUALITY_CHECKS = WarehouseTable(
+    "quality_checks",
+    (
+        ("batch_id", "VARCHAR"),
+        ("extract_date", "DATE"),
+        ("table_name", "VARCHAR"),
+        ("check_name", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("threshold", "DOUBLE"),
+        ("message", "VARCHAR"),
+        ("checked_at", "TIMESTAMP"),
+    ),
+)
+# Weekly drift and performance figures and the refit alerts they raised (pipelines.monitor): aggregates only.
+MONITORING_METRICS = WarehouseTable(
+    "monitoring_metrics",
+    (
+        ("as_of", "DATE"),
+        ("outcome", "VARCHAR"),
+        ("model_version", "VARCHAR"),
+        ("metric", "VARCHAR"),
+        ("subject", "VARCHAR"),
+        ("value", "DOUBLE"),
+    ),
+)
+MONITORING_ALERTS = WarehouseTable(
+    "monitoring_alerts",
+    (
+        ("as_of", "DATE"),
+        ("outcome", "VARCHAR"),
+        ("model_version", "VARCHAR"),
+        ("rule", "VARCHAR"),
+        ("subject", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("threshold", "DOUBLE"),
+        ("message", "VARCHAR"),
+    ),
+)
+
 WAREHOUSE_TABLES: dict[str, WarehouseTable] = {
     t.name: t
     for t in (
@@ -176,6 +217,9 @@ WAREHOUSE_TABLES: dict[str, WarehouseTable] = {
         OPT_OUTS_UNVERIFIED,
         RISK_SCORES,
         TEAM_LIST_HISTORY,
+        QUALITY_CHECKS,
+        MONITORING_METRICS,
+        MONITORING_ALERTS,
     )
 }
 """Every table of the warehouse. Contract tables first, in load order."""

@@ -5,11 +5,12 @@
 Steps: people and their conditions (`population`), a monthly engine run over burn-in, history and one
 held-back year (`engine`, `realised`), rows for every contract table (`hospital`, `primary`, `social_care`,
 `registers`), the Monte Carlo truth (`truth`) and the batch files (`writer`, with `dirty` for planted bad
-rows). Deterministic: the same seed and settings give byte-identical files.
+rows; `drift` for planted changes from a date). Deterministic: the same seed and settings give byte-identical files.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.settings import SynthSettings
+from data_contracts.synthetic import drift
 from data_contracts.synthetic.hospital import build_hospital
 from data_contracts.synthetic.population import build_population, teams_frame
 from data_contracts.synthetic.primary import (
@@ -100,6 +102,9 @@ def generate_population(
         rngs["truth"],
         stage("true probabilities"),
     )
+    drifting = settings.drift.scenario != "none"
+    if drifting:
+        frames = drift.apply_to_frames(frames, settings.drift, timeline, rngs["drift"])
     out_dir.mkdir(parents=True, exist_ok=True)
     truth_path = out_dir / "truth.parquet"
     truth.write_parquet(truth_path, compression="zstd")
@@ -115,6 +120,10 @@ def generate_population(
         rngs["dirty"],
         stage("writing batches"),
     )
+    if drifting:
+        changed = drift.apply_to_batches(batch_dirs, settings.drift, timeline)
+        record = {"scenario": settings.drift.scenario, "start_date": drift.start_date(settings.drift, timeline)}
+        (out_dir / drift.DRIFT_RECORD).write_text(json.dumps({**record, **changed}, default=str, indent=2) + "\n")
     return SynthResult(
         batch_dirs=batch_dirs,
         truth_path=truth_path,

@@ -45,6 +45,7 @@ STREAM_NAMES: tuple[str, ...] = (
     "asc_detail",
     "truth",
     "dirty",
+    "drift",
 )
 
 

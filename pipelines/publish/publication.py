@@ -28,6 +28,9 @@ class Provenance:
     ranking_outcome: str
     explain_scale: str
     cost_currency: str = REFERENCE_CURRENCY
+    # The data-quality gates' statement when scoring went ahead despite errors (stale or incomplete feeds):
+    # stated wherever the data batches are.
+    data_warning: str | None = None
 
     @property
     def model_versions_text(self) -> str:
@@ -37,8 +40,10 @@ class Provenance:
     def data_batches_text(self) -> str:
         batches = self.data_batches
         if not batches:
-            return "none"
-        return batches[0] if len(batches) == 1 else f"{batches[0]} .. {batches[-1]} ({len(batches)} batches)"
+            described = "none"
+        else:
+            described = batches[0] if len(batches) == 1 else f"{batches[0]} .. {batches[-1]} ({len(batches)} batches)"
+        return described if self.data_warning is None else f"{described}. WARNING: {self.data_warning}"
 
     def list_columns(self) -> dict[str, Any]:
         """The provenance columns of a team list, as {column: value}."""

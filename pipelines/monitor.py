@@ -1,0 +1,441 @@
+"""Weekly monitoring against the current model's training data (models.monitoring holds the measures and
+rules): computed after scoring, stored in the warehouse (`monitoring_metrics`, `monitoring_alerts`), shown in
+an HTML report with plots over time, and turned into a run of the retrain deployment when a rule fires.
+
+Monitored: the ranking outcome's model (the one whose list teams act on). Every stored value is an aggregate
+(PSI, shares, ratios, AUROC); no person-level value is stored or logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from data_contracts.dates import add_months
+from features.inputs import Tables
+from features.outcomes import label_outcomes
+from models.monitoring import (
+    Alert,
+    expected_performance,
+    feature_psi,
+    horizon_probability,
+    list_churn,
+    realised_performance,
+    refit_alerts,
+    score_psi,
+    top_features,
+)
+from pipelines.settings import Settings
+from pipelines.warehouse import WAREHOUSE_TABLES, connect, previous_lists, read_tables, tables_present
+
+log = logging.getLogger("riskstrat.monitor")
+
+RETRAIN_DEPLOYMENT = "train/riskstrat-retrain"
+# A stored score counts as "issued `lag` months ago" when it is at most this much older than that date.
+ISSUED_TOLERANCE_DAYS = 14
+
+
+@dataclass
+class MonitorReport:
+    as_of: date
+    outcome: str
+    model_version: str
+    feature_drift: pl.DataFrame
+    score_psi: float | None
+    list_churn: float | None
+    expected: dict[str, float]
+    realised: dict[int, dict[str, float]]
+    top_features: list[str]
+    alerts: list[Alert] = field(default_factory=list)
+
+    def metrics(self) -> list[tuple[str, str, float]]:
+        """(metric, subject, value) rows as stored."""
+        rows = [("feature_psi", r["feature"], r["psi"]) for r in self.feature_drift.iter_rows(named=True)]
+        if self.score_psi is not None:
+            rows.append(("score_psi", "score", self.score_psi))
+        if self.list_churn is not None:
+            rows.append(("list_churn", "list", self.list_churn))
+        rows += [(name, "now", value) for name, value in self.expected.items()]
+        for lag, values in self.realised.items():
+            rows += [(f"realised_{name}", f"{lag}m", value) for name, value in values.items()]
+        return [(m, s, float(v)) for m, s, v in rows if v is not None and math.isfinite(float(v))]
+
+    def summary(self) -> dict[str, Any]:
+        """Aggregates only: for logs and Prefect artifacts."""
+        return {
+            "as_of": str(self.as_of),
+            "model": f"{self.outcome} {self.model_version}",
+            "top_drift": self.feature_drift.head(5).to_dicts(),
+            "score_psi": self.score_psi,
+            "list_churn": self.list_churn,
+            **self.expected,
+            "realised": {f"{lag}m": v for lag, v in self.realised.items()},
+            "alerts": [a.message for a in self.alerts],
+        }
+
+
+def _issued_scores(db_path: Path, outcome: str, target: date) -> tuple[date, pl.DataFrame] | None:
+    """The stored scores issued on or before `target` (and not much earlier), with their date."""
+    with connect(db_path) as con:
+        if "risk_scores" not in tables_present(con):
+            return None
+        found = con.execute(
+            "SELECT max(as_of) FROM risk_scores WHERE outcome = ? AND as_of <= ? AND as_of >= ?",
+            [outcome, target, target - timedelta(days=ISSUED_TOLERANCE_DAYS)],
+        ).fetchall()[0][0]
+        if found is None:
+            return None
+        scores = con.sql(
+            "SELECT person_id, risk FROM risk_scores WHERE outcome = $1 AND as_of = $2 ORDER BY person_id",
+            params=[outcome, found],
+        ).pl()
+    return found, scores
+
+
+
+def realised(settings: Settings, tables: Tables, outcome: str, as_of: date) -> dict[int, dict[str, float]]:
+    """Realised performance of the scores issued each monitored lag before `as_of`, on the closed part of their
+    horizon (horizons longer than the model's are not monitored)."""
+    horizon = settings.outcomes.horizon_months
+    out: dict[int, dict[str, float]] = {}
+    for lag in settings.monitoring.realised_lags_months:
+        if lag > horizon:
+            continue
+        issued = _issued_scores(settings.db, outcome, add_months(as_of, -lag))
+        if issued is None:
+            continue
+        issued_on, scores = issued
+        if add_months(issued_on, lag) > as_of:
+            continue  # not closed yet
+        closed = dataclasses.replace(settings.outcomes, horizon_months=lag)
+        labels = label_outcomes(tables, issued_on, closed).select("person_id", outcome).collect()
+        joined = scores.join(labels, on="person_id", how="inner").drop_nulls(outcome)
+        if joined.height == 0:
+            continue
+        p = horizon_probability(joined["risk"].to_numpy(), lag, horizon)
+        out[lag] = {
+            **realised_performance(p, joined[outcome].cast(pl.Int64).to_numpy(), p),
+            "issued_days_ago": float((as_of - issued_on).days),
+        }
+    return out
+
+
+def monitor_week(
+    settings: Settings,
+    as_of: date,
+    features: pl.DataFrame,
+    population: pl.DataFrame,
+    listed_ids: list[str],
+    previous_listed_ids: list[str] | None,
+    tables: Tables | None = None,
+) -> MonitorReport:
+    """This week's monitoring of the ranking model. `population` has person_id, ranking_score (raw log-odds)
+    and risk_<outcome>; `features` the feature frame the scores came from."""
+    from models.registry import ModelRegistry
+
+    outcome = settings.scoring.ranking_outcome
+    registry = ModelRegistry(settings.registry)
+    version = registry.current_version(outcome)
+    if version is None:
+        raise FileNotFoundError(f"no current model for {outcome!r}: run `riskstrat train` first")
+    model = registry.load(outcome, version)
+    reference = registry.reference(outcome, version)
+    m = settings.monitoring
+    top = top_features(model.importance_, m.top_features)
+    if reference is None:
+        log.warning(
+            "%s %s has no stored reference distribution (trained before monitoring): no drift", outcome, version
+        )
+        drift, score_drift = pl.DataFrame(schema={"feature": pl.String, "psi": pl.Float64}), None
+    else:
+        drift = feature_psi(features, reference)
+        score_drift = score_psi(population["ranking_score"].to_numpy(), reference)
+    expected = expected_performance(population[f"risk_{outcome}"].to_numpy(), population["ranking_score"].to_numpy())
+    tables = tables if tables is not None else read_tables(settings.db)
+    closed = realised(settings, tables, outcome, as_of)
+    report = MonitorReport(
+        as_of=as_of,
+        outcome=outcome,
+        model_version=version,
+        feature_drift=drift,
+        score_psi=score_drift,
+        list_churn=list_churn(previous_listed_ids, listed_ids),
+        expected=expected,
+        realised=closed,
+        top_features=top,
+    )
+    report.alerts = refit_alerts(drift, score_drift, closed, top, m)
+    for alert in report.alerts:
+        log.warning("monitoring alert: %s", alert.message)
+    return report
+
+
+def store_report(db_path: Path, report: MonitorReport) -> None:
+    """Replace this as-of date's monitoring rows (atomic, idempotent)."""
+    metrics = pl.DataFrame(
+        [(report.as_of, report.outcome, report.model_version, m, s, v) for m, s, v in report.metrics()],
+        schema=["as_of", "outcome", "model_version", "metric", "subject", "value"],
+        orient="row",
+    )
+    alerts = pl.DataFrame(
+        [
+            (report.as_of, report.outcome, report.model_version, a.rule, a.subject, a.value, a.threshold, a.message)
+            for a in report.alerts
+        ],
+        schema={
+            "as_of": pl.Date,
+            "outcome": pl.String,
+            "model_version": pl.String,
+            "rule": pl.String,
+            "subject": pl.String,
+            "value": pl.Float64,
+            "threshold": pl.Float64,
+            "message": pl.String,
+        },
+        orient="row",
+    )
+    with connect(db_path, read_only=False) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("monitoring_metrics", "monitoring_alerts"):
+                con.execute(WAREHOUSE_TABLES[table].ddl())
+            for table, frame in (("monitoring_metrics", metrics), ("monitoring_alerts", alerts)):
+                con.execute(f"DELETE FROM {table} WHERE as_of = ? AND outcome = ?", [report.as_of, report.outcome])
+                if frame.height:
+                    con.register("_incoming", frame.to_arrow())
+                    con.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
+                    con.unregister("_incoming")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+def trigger_retrain(
+    alerts: list[Alert], run_deployment: Callable[..., Any] | None = None, deployment: str = RETRAIN_DEPLOYMENT
+) -> bool:
+    """Start a run of the retrain deployment when any alert fired (it promotes only a model not worse than the
+    current one). Returns whether a run was requested. Without a reachable deployment the alert stands and the
+    failure is logged: monitoring never breaks the weekly run."""
+    if not alerts:
+        return False
+    if run_deployment is None:
+        from prefect.deployments import run_deployment as prefect_run_deployment
+
+        run_deployment = prefect_run_deployment
+    reasons = "; ".join(a.message for a in alerts)
+    try:
+        run_deployment(name=deployment, timeout=0, tags=["riskstrat", "refit-trigger"])
+    except Exception as exc:  # any failure to reach Prefect leaves the alert standing
+        log.warning("refit needed (%s) but the %s deployment could not be started: %s", reasons, deployment, exc)
+        return False
+    log.warning("refit requested from %s: %s", deployment, reasons)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def stored_metrics(db_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    with connect(db_path) as con:
+        if "monitoring_metrics" not in tables_present(con):
+            raise FileNotFoundError(f"{db_path} holds no monitoring yet: run `riskstrat weekly` or `riskstrat monitor`")
+        metrics = con.sql("SELECT * FROM monitoring_metrics ORDER BY as_of, metric, subject").pl()
+        alerts = con.sql("SELECT * FROM monitoring_alerts ORDER BY as_of DESC, rule, subject").pl()
+    return metrics, alerts
+
+
+def _svg(fig: Any) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _series_plot(
+    frame: pl.DataFrame, title: str, ylabel: str, band: tuple[float, float] | None = None, line: float | None = None
+) -> str:
+    """One line per subject of `frame` (as_of, subject, value) over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for (subject,), part in sorted(frame.partition_by("subject", as_dict=True).items()):
+        ax.plot(part["as_of"].to_list(), part["value"].to_list(), marker="o", markersize=3, label=str(subject))
+    if band is not None:
+        ax.axhspan(band[0], band[1], color="#1A9850", alpha=0.08, label="band")
+    if line is not None:
+        ax.axhline(line, color="#C0392B", linestyle="--", linewidth=1, label="alert threshold")
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", ncols=3)
+    fig.autofmt_xdate()
+    return _svg(fig)
+
+
+def _table(frame: pl.DataFrame) -> str:
+    if frame.height == 0:
+        return "<p>None.</p>"
+    head = "".join(f"<th>{escape(c)}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in frame.iter_rows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def write_report(settings: Settings, out_path: Path) -> Path:
+    """The monitoring page: drift, expected and realised performance and data quality over time, alerts."""
+    from pipelines.gates import stored_checks
+
+    metrics, alerts = stored_metrics(settings.db)
+    m = settings.monitoring
+    latest = metrics["as_of"].max()
+    now = metrics.filter(pl.col("as_of") == latest)
+    top_now = now.filter(pl.col("metric") == "feature_psi").sort("value", descending=True).head(6)["subject"].to_list()
+
+    def metric(name: str, subjects: list[str] | None = None) -> pl.DataFrame:
+        part = metrics.filter(pl.col("metric") == name)
+        return part.filter(pl.col("subject").is_in(subjects)) if subjects is not None else part
+
+    churn = metric("list_churn").with_columns(subject=pl.lit("list churn"))
+    expected = metric("expected_auroc").with_columns(subject=pl.lit("expected AUROC"))
+    realised_auroc = metric("realised_auroc").with_columns(subject=pl.lit("realised AUROC ") + pl.col("subject"))
+    realised_expected = metric("realised_expected_auroc").with_columns(
+        subject=pl.lit("expected AUROC ") + pl.col("subject")
+    )
+    charts = [
+        _series_plot(
+            metric("feature_psi", top_now),
+            "Feature drift: the most drifting features now (PSI)",
+            "PSI",
+            line=m.psi_alert,
+        ),
+        _series_plot(
+            pl.concat([metric("score_psi"), churn]),
+            "Score drift (PSI) and list churn (share new)",
+            "",
+            line=m.psi_alert,
+        ),
+        _series_plot(
+            pl.concat([expected, realised_expected, realised_auroc]),
+            "AUROC: expected from calibrated scores, and realised on closed horizons",
+            "AUROC",
+        ),
+        _series_plot(
+            metric("realised_observed_expected"),
+            "Observed / expected events of scores issued earlier",
+            "O/E",
+            band=m.oe_band,
+        ),
+    ]
+    checks = stored_checks(settings.db)
+    quality_over_time = (
+        checks.group_by("extract_date")
+        .agg(
+            errors=(pl.col("status") == "error").sum(),
+            warnings=(pl.col("status") == "warn").sum(),
+            checks=pl.len(),
+        )
+        .sort("extract_date", descending=True)
+    )
+    newest_checks = checks.filter(pl.col("extract_date") == checks["extract_date"].max()) if checks.height else checks
+    drift_now = now.filter(pl.col("metric") == "feature_psi").sort("value", descending=True).head(10)
+    model = now["model_version"][0] if now.height else ""
+    outcome = now["outcome"][0] if now.height else ""
+    html = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>riskstrat monitoring {escape(str(latest))}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif; margin: 24px; color: #1F2933; }}
+table {{ border-collapse: collapse; font-size: 13px; margin: 6px 0 18px; }}
+td, th {{ border-bottom: 1px solid #E3E7EB; padding: 3px 10px; text-align: left; }}
+.alert {{ background: #FDECEA; border-left: 4px solid #C0392B; padding: 8px 12px; }}
+.ok {{ background: #EAF6EE; border-left: 4px solid #1A9850; padding: 8px 12px; }}
+.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }}
+svg {{ max-width: 100%; height: auto; }}
+</style></head><body>
+<h1>Monitoring: {escape(outcome)} model {escape(model)}, as of {escape(str(latest))}</h1>
+<p>Against the current model's training data. PSI alert at {m.psi_alert} for the top {m.top_features} features
+and the score; observed/expected band {m.oe_band[0]}-{m.oe_band[1]} (beyond {m.oe_min_z} standard errors);
+realised AUROC alert at {m.auroc_fall} below expected. Aggregates only.</p>
+{_alert_block(alerts.filter(pl.col("as_of") == latest))}
+<h2>Over time</h2>
+{"".join(f"<div>{c}</div>" for c in charts)}
+<div class="grid"><div><h2>Most drifting features now</h2>
+{_table(drift_now.select(pl.col("subject").alias("feature"), pl.col("value").alias("psi")))}</div>
+<div><h2>Data quality, newest batch</h2>
+{_table(newest_checks.select("table", "check", "status", "message"))}</div></div>
+<h2>Data quality over time</h2>{_table(quality_over_time)}
+<h2>Every alert</h2>{_table(alerts.select("as_of", "rule", "subject", "message"))}
+</body></html>
+"""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out_path.with_suffix(".tmp")
+    temporary.write_text(html, encoding="utf-8")
+    temporary.replace(out_path)
+    return out_path
+
+
+def _alert_block(alerts: pl.DataFrame) -> str:
+    if alerts.height == 0:
+        return '<p class="ok">No alert this week.</p>'
+    items = "".join(f"<li>{escape(m)}</li>" for m in alerts["message"].to_list())
+    return f'<div class="alert"><b>Alerts this week (a refit is requested):</b><ul>{items}</ul></div>'
+
+
+def monitor_scored(settings: Settings, result: Any, features: pl.DataFrame | None = None) -> MonitorReport:
+    """Monitoring of a weekly ScoreResult (features rebuilt from the warehouse unless given), stored."""
+    from features.build import build_features
+    from pipelines.warehouse import earliest_event_date
+
+    tables = read_tables(settings.db)
+    if features is None:
+        features = build_features(
+            tables, result.publication.provenance.as_of, history_start=earliest_event_date(settings.db)
+        ).collect()
+    previous = previous_lists(settings.db, result.publication.provenance.as_of)
+    report = monitor_week(
+        settings,
+        result.publication.provenance.as_of,
+        features,
+        result.population,
+        result.publication.team_list["person_id"].to_list(),
+        previous["person_id"].drop_nulls().to_list() if previous is not None else None,
+        tables,
+    )
+    store_report(settings.db, report)
+    return report
+
+
+def default_report_path(settings: Settings) -> Path:
+    return settings.outputs / "monitoring" / "index.html"
+
+
+__all__ = [
+    "MonitorReport",
+    "default_report_path",
+    "monitor_scored",
+    "monitor_week",
+    "store_report",
+    "trigger_retrain",
+    "write_report",
+]
