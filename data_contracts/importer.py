@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -244,11 +245,42 @@ def _bad_dates(mapping: TableMapping, frame: pl.DataFrame) -> dict[str, int]:
     return {c: int(n) for c, n in counts.row(0, named=True).items() if n} if counts.width else {}
 
 
+_DATE_PART_PATTERNS = {"%Y": r"(?P<Y>\d{4})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})"}
+
+
+def _as_written_iso(fmt: str, text: pl.Expr) -> pl.Expr | None:
+    """A value in the day-month-year format `fmt` rewritten digit for digit as YYYY-MM-DD, without checking that
+    the day exists (31/04/2025 -> 2025-04-31), so the ingest quarantines it as `bad_date`; None for formats with
+    more than day, month and year."""
+    pattern, rest = "", fmt
+    while rest:
+        part = rest[:2]
+        if part in _DATE_PART_PATTERNS:
+            pattern, rest = pattern + _DATE_PART_PATTERNS[part], rest[2:]
+        elif rest[0] == "%":
+            return None
+        else:
+            pattern, rest = pattern + re.escape(rest[0]), rest[1:]
+    if sorted(_DATE_PART_PATTERNS) != sorted(p for p in _DATE_PART_PATTERNS if p in fmt):
+        return None
+    parts = text.str.extract_groups(f"^{pattern}$")
+    return pl.concat_str(
+        parts.struct.field("Y"),
+        pl.lit("-"),
+        parts.struct.field("m").str.zfill(2),
+        pl.lit("-"),
+        parts.struct.field("d").str.zfill(2),
+    )
+
+
 def _contract_value(mapping: TableMapping, column: str, source: str) -> pl.Expr:
     text = clean_text(pl.col(source))
     if TABLES[mapping.table].column(column).type == "date":
-        # A value that is not a date under the format is passed on as it came, for the ingest to quarantine.
-        text = pl.coalesce(_parsed_date(mapping, source).dt.strftime(DATE_FORMAT), text)
+        # A value that is not a real date under the format is passed on (in ISO order where its parts can be
+        # read) for the ingest to quarantine: never shifted to a neighbouring day.
+        as_written = _as_written_iso(mapping.dates.get(source, DATE_FORMAT), text)
+        fallback = [as_written, text] if as_written is not None else [text]
+        text = pl.coalesce(_parsed_date(mapping, source).dt.strftime(DATE_FORMAT), *fallback)
     if column in mapping.values:
         text = text.replace(mapping.values[column])
     return text

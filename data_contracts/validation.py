@@ -11,7 +11,8 @@ string). Each row then ends up in exactly one of:
 - valid: typed, legacy code aliases mapped onto current codes.
 
 `CHECK_ORDER` (row-level checks first, then checks against other rows and tables):
-missing_required, bad_type, unknown_code, out_of_range, bad_format, future_date, the table's order rules
+missing_required, bad_date (a date written the contract's way, YYYY-MM-DD, that does not exist: 2025-04-31; never
+shifted), bad_type, unknown_code, out_of_range, bad_format, future_date, the table's order rules
 (e.g. discharge_before_admission, in declaration order), its conditional requirements (e.g. a caseload
 decision of "not appropriate" needs a reason code), before_birth, unlinked_person, duplicate_key,
 duplicate_row.
@@ -39,6 +40,7 @@ FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 CHECK_ORDER: tuple[str, ...] = (
     "missing_required",
+    "bad_date",
     "bad_type",
     "unknown_code",
     "out_of_range",
@@ -216,6 +218,11 @@ def birth_floor(year: pl.Expr, month: pl.Expr) -> pl.Expr:
     return pl.when(year.is_between(low, high)).then(pl.date(year.clip(low, high), safe_month, 1))
 
 
+def _iso_shaped(raw: pl.Expr) -> pl.Expr:
+    """The value has the contract's date shape (YYYY-MM-DD), whether or not that day exists."""
+    return clean_text(raw).str.contains(r"^\d{4}-\d{2}-\d{2}$").fill_null(False)
+
+
 def _value_checks(table: Table, extract_date: date | None) -> list[_Check]:
     """Row-level checks in CHECK_ORDER up to and including the order rules."""
     columns = table.input_columns
@@ -224,8 +231,15 @@ def _value_checks(table: Table, extract_date: date | None) -> list[_Check]:
     for c in columns:
         if c.required:
             checks.append(_Check("missing_required", c.name, ~present[c.name]))
+    unparsed = {c.name: present[c.name] & pl.col(c.name).is_null() for c in columns}
     for c in columns:
-        checks.append(_Check("bad_type", c.name, present[c.name] & pl.col(c.name).is_null()))
+        if c.type == "date":
+            checks.append(_Check("bad_date", c.name, unparsed[c.name] & _iso_shaped(pl.col(RAW_PREFIX + c.name))))
+    for c in columns:
+        # A date column's value in another shape ("01/06/2024", "not-a-date") is of the wrong type.
+        is_date = c.type == "date"
+        failed = unparsed[c.name] & ~_iso_shaped(pl.col(RAW_PREFIX + c.name)) if is_date else unparsed[c.name]
+        checks.append(_Check("bad_type", c.name, failed))
     for c in columns:
         if c.codelist:
             accepted = sorted(codelist(c.codelist).accepted())

@@ -67,7 +67,8 @@ BAD_INPUTS: dict[str, tuple[str, Row, str, str]] = {
     "bad_type_nan": ("ae_attendances", {"cost": "NaN"}, "bad_type", "cost"),
     "bad_type_int": ("prescriptions", {"items": "1.5"}, "bad_type", "items"),
     "bad_type_date": ("gp_events", {"event_date": "01/06/2024"}, "bad_type", "event_date"),
-    "bad_type_impossible_date": ("gp_events", {"event_date": "2024-02-30"}, "bad_type", "event_date"),
+    "bad_date_impossible_date": ("gp_events", {"event_date": "2024-02-30"}, "bad_date", "event_date"),
+    "bad_date_not_a_leap_year": ("gp_events", {"event_date": "2025-02-29"}, "bad_date", "event_date"),
     "bad_type_bool": ("community_contacts", {"attended": "perhaps"}, "bad_type", "attended"),
     "unknown_code": ("gp_events", {"event_type": "video_call"}, "unknown_code", "event_type"),
     "unknown_code_current_list": (
