@@ -29,6 +29,7 @@ from openpyxl import Workbook
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from models.reasons import LOWERS, RAISES
 from pipelines.publish import charts as html_charts
 from pipelines.publish.html import SETTING_ORDER, _timeline_events, person_waterfall
 from pipelines.publish.publication import OUTCOME_RISK_COLUMNS
@@ -332,6 +333,8 @@ def create_app(settings: Settings) -> FastAPI:
         return {
             "row": row,
             "reasons": reasons,
+            "raises": RAISES,
+            "lowers": LOWERS,
             "waterfall": person_waterfall(row, reasons),
             "timeline": html_charts.timeline_svg(events, window[0], window[1], SETTING_ORDER),
             "events": len(events),
