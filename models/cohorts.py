@@ -113,6 +113,61 @@ def week_on_week(
     return marked, leavers
 
 
+def rising_risk(
+    population: pl.DataFrame,
+    earlier: pl.DataFrame | None,
+    listed: pl.DataFrame,
+    teams: pl.DataFrame,
+    risk_col: str,
+    min_rise: float,
+    per_team: int,
+) -> pl.DataFrame:
+    """Each team's people whose risk rose most since an earlier run and who are not on the team's list: the
+    ones to consider before they reach it.
+
+    population: everyone scored now (person_id, gp_practice, tier, `risk_col`, age, sex).
+    earlier:    the earlier run's scores of the same outcome (person_id, risk, tier, as_of) or None.
+    listed:     this week's lists (team_id, person_id): people already on a list are not repeated here.
+    A person qualifies with a rise of at least `min_rise` (absolute probability); ties in the rise are broken
+    by the current risk, then the person id, so the view is deterministic.
+    """
+    columns = {
+        "team_id": pl.String,
+        "person_id": pl.String,
+        "rising_rank": pl.Int64,
+        "age": pl.Int64,
+        "sex": pl.String,
+        "risk": pl.Float64,
+        "tier": pl.String,
+        "earlier_risk": pl.Float64,
+        "earlier_tier": pl.String,
+        "earlier_as_of": pl.Date,
+    }
+    if earlier is None or earlier.height == 0 or per_team == 0:
+        return pl.DataFrame(schema=columns)
+    then = earlier.select(
+        "person_id",
+        pl.col("risk").alias("earlier_risk"),
+        pl.col("tier").alias("earlier_tier"),
+        pl.col("as_of").alias("earlier_as_of"),
+    )
+    candidates = (
+        population.join(teams.select("gp_practice", "team_id"), on="gp_practice", how="inner")
+        .join(listed.select("team_id", "person_id"), on=["team_id", "person_id"], how="anti")
+        .join(then, on="person_id", how="inner")
+        .with_columns(risk=pl.col(risk_col))
+        .filter(pl.col("risk") - pl.col("earlier_risk") >= min_rise)
+    )
+    ranked = candidates.sort(
+        [pl.col("risk") - pl.col("earlier_risk"), "risk", "person_id"], descending=[True, True, False]
+    ).with_columns(rising_rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("team_id"))
+    return (
+        ranked.filter(pl.col("rising_rank") <= per_team)
+        .select([pl.col(c).cast(t) for c, t in columns.items()])
+        .sort(["team_id", "rising_rank"])
+    )
+
+
 def age_band(age: pl.Expr) -> pl.Expr:
     """Ten-year bands, 90+ open-ended: coarse enough for pseudonymised outputs."""
     lower = (age // 10 * 10).clip(0, 90).cast(pl.Int64)

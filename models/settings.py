@@ -114,6 +114,11 @@ class ScoringSettings:
     top_reasons: Annotated[StrictInt, Field(ge=1)] = 5
     # A week-on-week change in risk of at least this (absolute probability) counts as rising or falling.
     rising_threshold: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.02
+    # The rising-risk view: each team's people not on its list whose risk rose most (by at least
+    # `rising_threshold`) since the scores of `rising_risk_weeks` or more weeks earlier, the group where
+    # prevention has most to gain; at most `rising_risk_people` per team (0 turns the view off).
+    rising_risk_weeks: Annotated[StrictInt, Field(ge=1, le=52)] = 4
+    rising_risk_people: Annotated[StrictInt, Field(ge=0, le=500)] = 20
 
 
 @dataclass

@@ -24,13 +24,14 @@ from data_contracts.reference import acsc_condition, codelist, icd10_words, mone
 from features.build import build_features
 from features.catalogue import CATALOGUE
 from features.inputs import Tables
-from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, team_lists, week_on_week
+from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, rising_risk, team_lists, week_on_week
 from pipelines.publish import Provenance, Publication
-from pipelines.publish.publication import ACTIVITY_MONTHS, SCHEMAS
+from pipelines.publish.publication import ACTIVITY_MONTHS, SCHEMAS, RisingRiskRule
 from pipelines.settings import Settings
 from pipelines.warehouse import (
     batch_ids,
     cost_currency,
+    earlier_scores,
     earliest_event_date,
     latest_extract_date,
     previous_lists,
@@ -145,6 +146,18 @@ def score_population(
     status = leaver_status(previous, tables, as_of, teams)
     marked, leavers = week_on_week(lists, previous, status, risk_col, settings.scoring.rising_threshold)
 
+    scoring = settings.scoring
+    earlier = earlier_scores(settings.db, ranking, as_of - timedelta(weeks=scoring.rising_risk_weeks))
+    rising = rising_risk(
+        population,
+        earlier,
+        marked,
+        teams,
+        risk_col,
+        scoring.rising_threshold,
+        scoring.rising_risk_people,
+    )
+
     listed = features.join(marked.select("person_id"), on="person_id", how="semi")
     currency = cost_currency(settings.db)
     reasons = build_reasons(models[ranking], listed, settings.scoring.top_reasons, currency)
@@ -159,6 +172,9 @@ def score_population(
         explain_scale=EXPLANATION_SCALE,
         cost_currency=currency,
         data_warning=data_warning,
+        rising_risk=RisingRiskRule(
+            scoring.rising_risk_weeks, scoring.rising_threshold, earlier["as_of"][0] if earlier is not None else None
+        ),
     )
     team_list = _list_rows(marked, reasons, tables, as_of, ranking).with_columns(
         social_care_package=_package_text(currency)
@@ -170,6 +186,7 @@ def score_population(
         leavers=leavers,
         activity=activity_timeline(tables, marked.select("person_id"), as_of),
         population_summary=_population_summary(population, teams, risk_col),
+        rising_risk=_rising_rows(rising),
         opted_out_ids=frozenset(opted_out),
     )
     return ScoreResult(population=population, publication=publication, features=features)
@@ -211,6 +228,13 @@ def _list_rows(marked: pl.DataFrame, reasons: Reasons, tables: Tables, as_of: da
         )
         .sort(["team_id", "rank"])
     )
+
+
+def _rising_rows(rising: pl.DataFrame) -> pl.DataFrame:
+    sex_labels = codelist("sex").codes
+    return rising.with_columns(
+        age_band=age_band(pl.col("age")), sex=pl.col("sex").replace_strict(sex_labels, default="Not known")
+    ).select(*SCHEMAS["rising_risk"])
 
 
 def _package_text(currency: str) -> pl.Expr:

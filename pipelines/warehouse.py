@@ -367,6 +367,20 @@ def previous_lists(db_path: Path, as_of: date) -> pl.DataFrame | None:
     return frame if frame.height else None
 
 
+def earlier_scores(db_path: Path, outcome: str, on_or_before: date) -> pl.DataFrame | None:
+    """One outcome's stored scores from the most recent run on or before `on_or_before` (person_id, risk, tier,
+    as_of), or None when no run is that old. Opted-out people's scores are erased (see `erase_people`)."""
+    with connect(db_path) as con:
+        if RISK_SCORES.name not in tables_present(con):
+            return None
+        frame = con.sql(
+            "SELECT person_id, risk, tier, as_of FROM risk_scores WHERE outcome = $1 AND as_of = "
+            "(SELECT max(as_of) FROM risk_scores WHERE outcome = $1 AND as_of <= $2) ORDER BY person_id",
+            params=[outcome, on_or_before],
+        ).pl()
+    return frame if frame.height else None
+
+
 def store_scores(db_path: Path, result: ScoreResult) -> None:
     """Keep a run's scores and lists in the warehouse (next week's changes are measured against them).
     Atomic, and idempotent per as-of date: a rerun for the same date replaces that date's rows."""

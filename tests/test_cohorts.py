@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import pytest
 
-from models.cohorts import age_band, assign_tiers, team_lists, unassigned_count, week_on_week
+from models.cohorts import age_band, assign_tiers, rising_risk, team_lists, unassigned_count, week_on_week
 
 PYRAMID = {"very high": 0.005, "high": 0.05, "moderate": 0.20, "low": 1.0}
 
@@ -114,3 +116,37 @@ def test_a_leaver_whose_id_was_anonymised_after_opting_out_is_counted_as_opted_o
     status = pl.DataFrame({"person_id": ["steady_sam"], "died": [False], "opted_out": [False], "team_id_now": ["T1"]})
     _, leavers = week_on_week(current, previous, status, "risk")
     assert leavers.select("person_id", "reason").to_dicts() == [{"person_id": None, "reason": "opted out"}]
+
+
+def test_rising_risk_keeps_unlisted_people_whose_risk_rose_most() -> None:
+    now = pl.DataFrame(
+        {
+            "person_id": ["listed", "jumped", "crept", "steady", "new_here", "other_team"],
+            "gp_practice": ["P1", "P1", "P1", "P1", "P1", "P2"],
+            "risk_x": [0.60, 0.30, 0.125, 0.20, 0.40, 0.50],
+            "tier": ["very high", "high", "moderate", "moderate", "high", "high"],
+            "age": [80, 70, 65, 50, 40, 75],
+            "sex": ["2", "1", "2", "1", "2", "1"],
+        }
+    )
+    then = pl.DataFrame(
+        {
+            "person_id": ["listed", "jumped", "crept", "steady", "other_team"],
+            "risk": [0.10, 0.05, 0.10, 0.195, 0.10],
+            "tier": ["moderate", "low", "moderate", "moderate", "moderate"],
+            "as_of": [date(2026, 10, 5)] * 5,
+        }
+    )
+    teams = pl.DataFrame({"gp_practice": ["P1", "P2"], "team_id": ["A", "B"]})
+    listed = pl.DataFrame({"team_id": ["A"], "person_id": ["listed"]})
+    view = rising_risk(now, then, listed, teams, "risk_x", min_rise=0.02, per_team=5)
+    # On the list already, no earlier score, or a rise under the threshold: not in the view.
+    assert view.select("team_id", "person_id", "rising_rank").rows() == [
+        ("A", "jumped", 1),
+        ("A", "crept", 2),
+        ("B", "other_team", 1),
+    ]
+    assert view.filter(pl.col("person_id") == "jumped").select("earlier_tier", "tier").row(0) == ("low", "high")
+    top_one = rising_risk(now, then, listed, teams, "risk_x", min_rise=0.02, per_team=1)
+    assert top_one["person_id"].to_list() == ["jumped", "other_team"]
+    assert rising_risk(now, None, listed, teams, "risk_x", 0.02, 5).is_empty()

@@ -152,3 +152,28 @@ def test_the_weekly_flow_skips_loaded_batches_and_rescores(demo_run: tuple[dict[
     again = weekly(overrides={**SMALL_RUN, "home": str(home), "batches_dir": batches})
     assert again["ingest"] and all(r["status"] == "skipped_already_loaded" for r in again["ingest"])
     assert again["score"]["run_id"] == summary["score"]["run_id"]
+
+
+def test_a_run_four_weeks_later_shows_who_rose_off_the_list(demo_run: tuple[dict[str, Any], Path]) -> None:
+    from datetime import date, timedelta
+
+    from pipelines.flows import score
+
+    summary, home = demo_run
+    first = date.fromisoformat(summary["score"]["as_of"])
+    later = first + timedelta(weeks=4)
+    overrides = {**SMALL_RUN, "home": str(home), "scoring": {"rising_threshold": 0.005}}
+    scored = score(overrides=overrides, as_of=later.isoformat())
+    folder = Path(scored["published"]["folder"])
+    rising = pl.concat([pl.read_csv(p, try_parse_dates=True) for p in sorted(folder.glob("teams/*/*_rising_risk.csv"))])
+    listed = pl.concat(
+        [pl.read_csv(p, infer_schema=False).select("team_id", "person_id") for p in folder.glob("teams/*/*_list.csv")]
+    )
+    with duckdb.connect(str(home / "riskstrat.duckdb"), read_only=True) as con:
+        opted_out = set(con.sql("SELECT person_id FROM opt_outs").pl()["person_id"].to_list())
+    assert rising.height > 0
+    assert (rising["earlier_as_of"] == first).all()
+    assert ((rising["risk"] - rising["earlier_risk"]) >= 0.005).all()
+    assert rising.join(listed, on=["team_id", "person_id"], how="semi").is_empty()
+    assert not set(rising["person_id"].to_list()) & opted_out
+    assert rising.group_by("team_id").agg(pl.col("rising_rank").max())["rising_rank"].max() <= 20

@@ -26,6 +26,7 @@ from pipelines.publish import (
     publish,
     suppress,
 )
+from pipelines.publish.publication import RisingRiskRule
 
 AS_OF = date(2026, 11, 23)
 RUN_ID = "run-2026-11-23-01"
@@ -38,6 +39,7 @@ PROVENANCE = Provenance(
     data_batches=("b0101", "b0102"),
     ranking_outcome="emergency_admission",
     explain_scale="log-odds",
+    rising_risk=RisingRiskRule(weeks=4, min_rise=0.02, since=AS_OF - timedelta(weeks=4)),
 )
 BASE = -3.2
 START_RISK = 0.05
@@ -212,6 +214,32 @@ def _activity() -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def _rising() -> pl.DataFrame:
+    def row(team: str, rank: int, person_id: str, risk: float, earlier: float, tier: str, was: str) -> dict:
+        return {
+            "team_id": team,
+            "person_id": person_id,
+            "rising_rank": rank,
+            "age_band": "60-69",
+            "sex": "Female",
+            "risk": risk,
+            "tier": tier,
+            "earlier_risk": earlier,
+            "earlier_tier": was,
+            "earlier_as_of": AS_OF - timedelta(weeks=4),
+        }
+
+    return pl.DataFrame(
+        [
+            row("T1", 1, "rising_unlisted_66", 0.19, 0.07, "moderate", "low"),
+            # Planted: the guard must drop them and close the ranks up.
+            row("T1", 2, OPTED_OUT, 0.18, 0.10, "moderate", "moderate"),
+            row("T1", 3, "rising_unlisted_71", 0.15, 0.12, "moderate", "moderate"),
+            row("T2", 1, "south_rising_58", 0.11, 0.05, "moderate", "low"),
+        ]
+    )
+
+
 def _population_summary() -> pl.DataFrame:
     # One row per eligible person. The person_id column should not be here at all; it is planted so the
     # test can show the opted-out person never reaches the aggregate either.
@@ -260,8 +288,17 @@ def _reidentification() -> dict[str, pl.DataFrame]:
                     OPTED_OUT,
                     "south_falling_60",
                     "died_in_month_2",
+                    "rising_unlisted_66",
                 ],
-                "nhs_number": ["9434765919", "9434765870", "9434765862", "9990009990", LEAKY_NHS_NUMBER, "9434765811"],
+                "nhs_number": [
+                    "9434765919",
+                    "9434765870",
+                    "9434765862",
+                    "9990009990",
+                    LEAKY_NHS_NUMBER,
+                    "9434765811",
+                    "9434765803",
+                ],
                 "name": [
                     "Edith Example",
                     "Harold Sample",
@@ -269,6 +306,7 @@ def _reidentification() -> dict[str, pl.DataFrame]:
                     "Opted Outperson",
                     "Leaky Crossteam",
                     "Dora Departed",
+                    "Rosa Rising",
                 ],
             }
         )
@@ -294,6 +332,7 @@ def _publish(out_dir: Path, **overrides: Any) -> PublishReport:
         "leavers": _leavers(),
         "activity": _activity(),
         "population_summary": _population_summary(),
+        "rising_risk": _rising(),
         "opted_out_ids": frozenset({OPTED_OUT}),
     } | overrides
     return publish(out_dir, Publication(**fields), reidentification=reidentification, workers=workers)
@@ -377,8 +416,8 @@ def test_opted_out_person_appears_in_no_file(published: Published) -> None:
     offenders = [p.relative_to(published.root) for p in files if _contains(p, OPTED_OUT)]
     assert offenders == []
     assert not any(_contains(p, "Opted Outperson") or _contains(p, "9990009990") for p in files)
-    # team list 1 + explanations 5 + activity 1 + population 1 + leavers 1 + T1's key 1
-    assert published.report.guard_dropped == 10
+    # team list 1 + explanations 5 + activity 1 + population 1 + leavers 1 + rising risk 1 + T1's key 1
+    assert published.report.guard_dropped == 11
 
 
 def test_no_staging_folders_are_left_behind(published: Published) -> None:
@@ -414,7 +453,8 @@ def test_reidentification_only_in_the_entitled_team(published: Published) -> Non
 def test_every_csv_row_carries_provenance(published: Published) -> None:
     csvs = [p for p in _all_files(published.root) if p.suffix == ".csv"]
     technical = {"T1_technical.csv", "T2_technical.csv"}
-    assert {p.name for p in csvs} == {"T1_list.csv", "T2_list.csv", "summary.csv", *technical}
+    rising = {"T1_rising_risk.csv", "T2_rising_risk.csv"}
+    assert {p.name for p in csvs} == {"T1_list.csv", "T2_list.csv", "summary.csv", *technical, *rising}
     for path in csvs:
         frame = pl.read_csv(path, infer_schema=False)
         assert frame.height > 0
@@ -426,6 +466,27 @@ def test_every_csv_row_carries_provenance(published: Published) -> None:
         }
         for column, value in expected.items():
             assert frame[column].to_list() == [value] * frame.height, (path.name, column)
+
+
+def test_rising_risk_view_names_the_team_s_own_unlisted_people(published: Published) -> None:
+    t1 = published.root / "teams/T1"
+    rising = pl.read_csv(t1 / "T1_rising_risk.csv")
+    # The opted-out person planted at rank 2 is gone and the ranks close up.
+    assert rising.select("rising_rank", "person_id").rows() == [(1, "rising_unlisted_66"), (2, "rising_unlisted_71")]
+    assert rising["name"].to_list() == ["Rosa Rising", None]  # T1's own key; no page for unlisted people
+    assert not (t1 / "people/rising_unlisted_66.html").exists()
+    page = (t1 / "index.html").read_text(encoding="utf-8")
+    assert "Rising risk: not on the list yet" in page
+    assert "Rosa Rising" in page and "+12.0 points" in page and "moderate</span> (low)" in page
+    south = (published.root / "teams/T2/index.html").read_text(encoding="utf-8")
+    assert "south_rising_58" in south and "rising_unlisted" not in south
+
+
+def test_rising_risk_view_says_when_there_is_nothing_to_compare_with(tmp_path: Path) -> None:
+    first_week = replace(PROVENANCE, rising_risk=RisingRiskRule(weeks=4, min_rise=0.02, since=None))
+    _publish(tmp_path, provenance=first_week, rising_risk=_rising().clear())
+    page = (tmp_path / AS_OF.isoformat() / "teams/T1/index.html").read_text(encoding="utf-8")
+    assert "compares with the scores of at least 4 weeks ago; there is no such run yet" in page
 
 
 def test_ranks_close_up_after_the_guard(published: Published) -> None:

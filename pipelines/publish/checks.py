@@ -39,6 +39,7 @@ def checked(
             leavers=conform(publication.leavers, "leavers"),
             activity=conform(publication.activity, "activity"),
             population_summary=_checked_summary(publication.population_summary),
+            rising_risk=conform(publication.rising_risk, "rising_risk"),
         ),
         {str(k): conform(v, "reidentification") for k, v in reidentification.items()},
     )

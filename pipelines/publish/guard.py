@@ -30,6 +30,11 @@ def guard(
     explanations, n_expl = _drop_ids(publication.explanations, ids)
     activity, n_act = _drop_ids(publication.activity, ids)
     population, n_pop = _drop_ids(publication.population_summary, ids)
+    rising, n_rising = _drop_ids(publication.rising_risk, ids)
+    if n_rising:
+        rising = rising.sort(["team_id", "rising_rank"]).with_columns(
+            rising_rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("team_id")
+        )
     leavers, n_leave = _anonymise_opted_out_leavers(publication.leavers, ids)
     reid: dict[str, pl.DataFrame] = {}
     n_reid = 0
@@ -43,8 +48,9 @@ def guard(
         leavers=leavers,
         activity=activity,
         population_summary=population,
+        rising_risk=rising,
     )
-    return guarded, reid, n_list + n_expl + n_act + n_pop + n_leave + n_reid
+    return guarded, reid, n_list + n_expl + n_act + n_pop + n_leave + n_rising + n_reid
 
 
 def drop_identifiers(frame: pl.DataFrame, name: str) -> pl.DataFrame:

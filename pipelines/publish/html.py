@@ -141,6 +141,8 @@ def team_page(team: TeamData, prov: Provenance) -> str:
         leavers=leavers,
         opted_out=team.leavers.height - named.height,
         how_to_read=HOW_TO_READ,
+        rising=[{**r, "name": r.get("name")} for r in team.rising.iter_rows(named=True)],
+        rising_rule=prov.rising_risk,
     )
 
 

@@ -18,6 +18,16 @@ from data_contracts.reference import REFERENCE_CURRENCY
 
 
 @dataclass(frozen=True)
+class RisingRiskRule:
+    """How the rising-risk view was drawn: a rise of at least `min_rise` since the scores of the run on `since`,
+    the latest at least `weeks` weeks before (None when there was no such run)."""
+
+    weeks: int
+    min_rise: float
+    since: date | None
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where one run's outputs came from, written on every list row, page footer and the manifest."""
 
@@ -31,6 +41,7 @@ class Provenance:
     # The data-quality gates' statement when scoring went ahead despite errors (stale or incomplete feeds):
     # stated wherever the data batches are.
     data_warning: str | None = None
+    rising_risk: RisingRiskRule | None = None
 
     @property
     def model_versions_text(self) -> str:
@@ -78,6 +89,8 @@ class Publication:
     leavers: pl.DataFrame  # who left each team's list since last week, and why
     activity: pl.DataFrame  # the listed people's contacts with services, for the timelines
     population_summary: pl.DataFrame  # one row per eligible person, aggregated for the commissioners
+    # Each team's people not on its list whose risk rose most since a month or so earlier (models.cohorts).
+    rising_risk: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SCHEMAS["rising_risk"]))
     opted_out_ids: frozenset[str] = field(default=frozenset(), repr=False)
 
 
@@ -151,6 +164,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "expected_events": pl.Float64,
     },
     "reidentification": {"person_id": pl.String, "nhs_number": pl.String, "name": pl.String},
+    "rising_risk": {
+        "team_id": pl.String,
+        "person_id": pl.String,
+        "rising_rank": pl.Int64,
+        "age_band": pl.String,
+        "sex": pl.String,
+        "risk": pl.Float64,
+        "tier": pl.String,
+        "earlier_risk": pl.Float64,
+        "earlier_tier": pl.String,
+        "earlier_as_of": pl.Date,
+    },
 }
 SUMMARY_COLUMNS = tuple(SCHEMAS["population_summary"])
 REID_COLUMNS = ("nhs_number", "name")

@@ -20,6 +20,7 @@ from pipelines.publish.publication import (
     LIST_COLUMNS,
     PROVENANCE_COLUMNS,
     REID_COLUMNS,
+    SCHEMAS,
     TECHNICAL_COLUMNS,
     Provenance,
     Publication,
@@ -40,6 +41,8 @@ class TeamData:
     leavers: pl.DataFrame
     activity: pl.DataFrame
     reidentified: bool
+    # People not on the list whose risk rose most since a month or so ago (empty before there is such a run).
+    rising: pl.DataFrame
 
 
 def team_data(
@@ -59,11 +62,12 @@ def team_data(
     activity = publication.activity.join(rows.select("person_id").unique(), on="person_id", how="semi").filter(
         pl.col("event_date").is_between(window[0], window[1])
     )
+    rising = publication.rising_risk.filter(pl.col("team_id") == team_id).sort("rising_rank")
     key = reidentification.get(team_id)
     if key is not None:
         key = _reid_key(key)
-        rows, reasons, leavers = (_reidentify(f, key) for f in (rows, reasons, leavers))
-    return TeamData(team_id, team_name, rows, reasons, leavers, activity, key is not None)
+        rows, reasons, leavers, rising = (_reidentify(f, key) for f in (rows, reasons, leavers, rising))
+    return TeamData(team_id, team_name, rows, reasons, leavers, activity, key is not None, rising)
 
 
 def _reid_key(key: pl.DataFrame) -> pl.DataFrame:
@@ -131,6 +135,7 @@ def publish_team(folder: Folder, team: TeamData, prov: Provenance, window: tuple
     base = f"teams/{team_id}/"
     folder.write(f"{base}{team_id}_list.csv", _list_csv(team.rows), team.rows.height)
     folder.write(f"{base}{team_id}_technical.csv", _technical_csv(team.rows), team.rows.height)
+    folder.write(f"{base}{team_id}_rising_risk.csv", _rising_csv(team.rising, prov), team.rising.height)
     workbook, sheets = excel.workbook(team, prov)
     folder.write(f"{base}{team_id}_list.xlsx", workbook, team.rows.height, sheets)
     folder.write(f"{base}index.html", html.team_page(team, prov), team.rows.height)
@@ -158,6 +163,18 @@ def _list_csv(rows: pl.DataFrame) -> str:
     # must not reach the teams' files without someone deciding it should.
     ordered = rows.select(*front, *[c for c in rest if c not in PROVENANCE_COLUMNS], *PROVENANCE_COLUMNS)
     return ordered.write_csv(include_bom=True)
+
+
+def _rising_csv(rising: pl.DataFrame, prov: Provenance) -> str:
+    """The rising-risk view: the team's id, who, the risk then and now; the run's provenance on every row."""
+    front = ["rising_rank", "person_id", *[c for c in REID_COLUMNS if c in rising.columns]]
+    rest = [c for c in SCHEMAS["rising_risk"] if c not in front and c != "team_id"]
+    stamped = {c: v for c, v in prov.list_columns().items() if c in PROVENANCE_COLUMNS}
+    return (
+        rising.select("team_id", *front, *rest)
+        .with_columns(pl.lit(v).alias(c) for c, v in stamped.items())
+        .write_csv(include_bom=True)
+    )
 
 
 def _technical_csv(rows: pl.DataFrame) -> str:
