@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -43,6 +44,8 @@ import polars as pl
 
 from benchmarks.peer import compare
 from benchmarks.stages import RESULT_PREFIX
+from data_contracts.batch import BATCH_MANIFEST, batches_in, read_manifest, write_batch
+from data_contracts.tables import TABLES
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
@@ -134,9 +137,8 @@ def fresh_copy(source: Path, target: Path) -> Path:
 def set_list_share(history_batch: Path, share: float) -> None:
     """Size every team's list at `share` of its registered people (the generator gives teams about 2%), so the
     weekly refresh explains and publishes the top `share` of the population, as the issue specifies."""
-    teams_path = history_batch / "teams.parquet"
     persons = pl.read_parquet(history_batch / "persons.parquet", columns=["gp_practice"])
-    teams = pl.read_parquet(teams_path)
+    teams = pl.read_parquet(history_batch / "teams.parquet")
     registered = persons.join(teams.select("gp_practice", "team_id"), on="gp_practice").group_by("team_id").len()
     teams = (
         teams.drop("capacity")
@@ -144,7 +146,24 @@ def set_list_share(history_batch: Path, share: float) -> None:
         .with_columns(capacity=(pl.col("len").fill_null(0) * share).ceil().cast(pl.Int64))
         .select(teams.columns)
     )
-    teams.write_parquet(teams_path, compression="zstd")
+    _rewrite_batch(history_batch, history_batch, lambda table, path: teams if table == "teams" else None)
+
+
+def _rewrite_batch(source: Path, target: Path, change: Callable[[str, Path], pl.DataFrame | None]) -> None:
+    """Write `target` (replacing it) through the one batch writer: source's tables, each as `change` gives it
+    or, where it gives None, copied unchanged."""
+    manifest = read_manifest(source)
+    assert manifest is not None, f"{source} has no {BATCH_MANIFEST}"
+    with write_batch(
+        target, manifest.batch_id, manifest.extract_date, manifest.currency, manifest.kind, manifest.details, True
+    ) as batch:
+        for listed in manifest.files:
+            path = source / listed.name
+            frame = change(listed.table, path)
+            if frame is None:
+                batch.add_copy(path, listed.table, listed.rows)
+            else:
+                batch.add_frame(listed.table, frame, "parquet")
 
 
 def benchmark_size(
@@ -167,7 +186,7 @@ def benchmark_size(
             "generate", {"people": people, "seed": seed, "out_dir": str(synthetic)}, log_path
         )
         previous.write_text(json.dumps({"seed": seed, "measured": asdict(stages["generate"])}))
-    history_batch, weekly_batch = (str(p) for p in sorted((synthetic / "batches").iterdir()))
+    history_batch, weekly_batch = (str(p) for p in batches_in(synthetic / "batches"))
     set_list_share(Path(history_batch), list_share)
 
     history_db = root / "history.duckdb"
@@ -228,16 +247,13 @@ def benchmark_size(
 
 def _subset_batch(source: Path, target: Path, people: pl.DataFrame) -> None:
     """The batch folder restricted to `people` (tables without person_id are copied whole)."""
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    for path in sorted(source.iterdir()):
-        if path.suffix != ".parquet":
-            shutil.copyfile(path, target / path.name)
-            continue
-        frame = pl.read_parquet(path)
-        if "person_id" in frame.columns:
-            frame = frame.join(people, on="person_id", how="semi")
-        frame.write_parquet(target / path.name, compression="zstd")
+
+    def restricted(table: str, path: Path) -> pl.DataFrame | None:
+        if "person_id" not in {c.name for c in TABLES[table].input_columns}:
+            return None
+        return pl.read_parquet(path).join(people, on="person_id", how="semi")
+
+    _rewrite_batch(source, target, restricted)
 
 
 def history_comparison(large: int, small: int, data_dir: Path, repeats: int) -> dict[str, Any]:
@@ -254,7 +270,7 @@ def history_comparison(large: int, small: int, data_dir: Path, repeats: int) -> 
     log_path = work / "benchmark.log"
     log_path.unlink(missing_ok=True)
     print(f"same weekly batch into {small:,} vs {large:,} people's history -> {work}", flush=True)
-    history_batch, weekly_batch = sorted((root / "synthetic" / "batches").iterdir())
+    history_batch, weekly_batch = batches_in(root / "synthetic" / "batches")
     people = pl.read_parquet(history_batch / "persons.parquet", columns=["person_id"]).sort("person_id").head(small)
     small_history, small_weekly = work / "batches" / history_batch.name, work / "batches" / weekly_batch.name
     _subset_batch(history_batch, small_history, people)

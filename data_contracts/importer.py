@@ -22,10 +22,8 @@ in `reference/activity_rates.csv`); values of a date column that are not real da
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
-import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from data_contracts.batch import Manifest, write_batch
 from data_contracts.mapping import Condition, MappingError, RoutingRule, SourceMapping, TableMapping, load_mapping
 from data_contracts.reference import REFERENCE_DIR
 from data_contracts.sources import TRANSFORMS
@@ -42,8 +41,8 @@ from data_contracts.validation import DATE_FORMAT, FileRejected, clean_text
 
 log = logging.getLogger("riskstrat.import")
 
-BATCH_MANIFEST = "batch.json"
-"""The batch metadata file beside the table files (read by the ingest)."""
+IMPORT_KIND = "import"
+"""The kind of batch an import writes (batch.json "kind")."""
 SOURCE_SUFFIXES = (".csv", ".parquet")
 DATABASE_SUFFIXES = (".duckdb", ".db")
 RULE_COLUMN = "_routing_rule"
@@ -113,11 +112,9 @@ class ImportReport:
     unused_files: dict[str, str]
     warnings: list[ImportWarning] = field(default_factory=list)
 
-    def manifest(self, mapping: SourceMapping) -> dict[str, Any]:
+    def details(self, mapping: SourceMapping) -> dict[str, Any]:
+        """The import's own part of the batch manifest (beside the batch id, extract date, currency, files)."""
         return {
-            "batch_id": self.batch_id,
-            "extract_date": self.extract_date.isoformat() if self.extract_date else None,
-            "currency": self.currency,
             "source": {
                 "mapping": self.mapping,
                 "mapping_sha256": hashlib.sha256(mapping.text.encode()).hexdigest(),
@@ -132,15 +129,13 @@ class ImportReport:
         }
 
 
-def recorded_warnings(batch_dir: Path) -> list[ImportWarning]:
-    """The import's warnings recorded in a batch's batch.json (none for a batch that was not imported)."""
-    path = Path(batch_dir) / BATCH_MANIFEST
-    if not path.exists():
+def recorded_warnings(manifest: Manifest | None) -> list[ImportWarning]:
+    """The import's warnings recorded in a batch's manifest (none for a batch that was not imported)."""
+    if manifest is None:
         return []
     try:
-        recorded = json.loads(path.read_text(encoding="utf-8")).get("import", {}).get("warnings", [])
-        return [ImportWarning(**w) for w in recorded]
-    except (ValueError, TypeError, AttributeError):  # an unreadable manifest is the ingest's to reject
+        return [ImportWarning(**w) for w in manifest.details.get("import", {}).get("warnings", [])]
+    except (TypeError, AttributeError):  # a manifest written otherwise: its warnings are not the import's
         return []
 
 
@@ -611,25 +606,18 @@ def import_source(
             **dict.fromkeys(unlisted, "not mentioned by the mapping"),
         },
     )
-    _write_batch(out_dir, outputs, report.manifest(mapping))
+    _write_batch(report, outputs, mapping)
     return report
 
 
-def _write_batch(out_dir: Path, outputs: dict[str, pl.DataFrame], manifest: dict[str, Any]) -> None:
-    """Write into a staging folder and rename it into place, so a failed import leaves no half batch."""
-    staging = out_dir.with_name(f".{out_dir.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+def _write_batch(report: ImportReport, outputs: dict[str, pl.DataFrame], mapping: SourceMapping) -> None:
+    """One CSV per table through the one batch writer, so a failed import leaves no half batch."""
+    details = report.details(mapping)
+    with write_batch(
+        report.batch_dir, report.batch_id, report.extract_date, report.currency, IMPORT_KIND, details
+    ) as batch:
         for name, frame in outputs.items():
-            frame.write_csv(staging / f"{name}.csv")
-        (staging / BATCH_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            batch.add_frame(name, frame, "csv")
 
 
 __all__ = ["ImportReport", "ImportWarning", "MappingError", "TableImport", "import_source"]

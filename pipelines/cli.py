@@ -174,14 +174,14 @@ def ingest(
 
 
 def _expand_batches(paths: list[Path]) -> list[Path]:
+    from data_contracts.batch import batches_in, is_batch
+
     batches: list[Path] = []
     for path in paths:
         if not path.is_dir():
             console.print(f"[red]{path} is not a folder[/red]")
             raise typer.Exit(2)
-        children = sorted(p for p in path.iterdir() if p.is_dir())
-        is_batch = any(f.suffix in (".csv", ".parquet") for f in path.iterdir() if f.is_file())
-        batches.extend([path] if is_batch or not children else children)
+        batches.extend([path] if is_batch(path) else batches_in(path))
     return batches
 
 

@@ -185,9 +185,11 @@ def erase_opted_out_decisions_task(settings: Settings) -> int:
 @flow(name="weekly")
 def weekly(config: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The weekly refresh: ingest every batch not yet loaded, then score and publish."""
+    from data_contracts.batch import batches_in
+
     settings = _settings(config, overrides)
     export_caseload_task(settings)
-    batch_dirs = sorted(str(p) for p in settings.batches.iterdir() if p.is_dir()) if settings.batches.exists() else []
+    batch_dirs = [str(p) for p in batches_in(settings.batches)] if settings.batches.exists() else []
     reports = ingest(batch_dirs=batch_dirs, config=config, overrides=overrides) if batch_dirs else []
     erase_opted_out_decisions_task(settings)
     scored = score(config=config, overrides=overrides)

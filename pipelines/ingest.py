@@ -1,9 +1,8 @@
 """Validated, atomic, idempotent ingest of one batch folder into DuckDB (plain Python; flows wrap it).
 
-A batch folder holds one `<table>.csv` or `<table>.parquet` per contract table (any may be absent) and
-an optional `batch.json` {"batch_id", "extract_date", "currency", ...}. The batch id defaults to the folder name;
-the extract date defaults to the latest event date found in the batch (logged when used), so a re-run
-gives the same answer as the first run.
+The batch folder, its manifest (`batch.json`) and its reader are `data_contracts.batch`'s. The batch id
+defaults to the folder name; the extract date defaults to the latest event date found in the batch (logged
+when used), so a re-run gives the same answer as the first run.
 
 One batch is one DuckDB transaction: any failure rolls everything back. Within it:
 1. the batch id is looked up in `batches`: same file checksums -> no-op; different -> BatchRejected;
@@ -24,8 +23,6 @@ Log messages carry counts only, never person-level values.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -36,10 +33,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from data_contracts.batch import BATCH_MANIFEST, Batch, BatchRejected, read_batch
 from data_contracts.costs import add_derived_costs
-from data_contracts.errors import DomainError
-from data_contracts.importer import BATCH_MANIFEST, ImportWarning, recorded_warnings
-from data_contracts.reference import REFERENCE_CURRENCY
+from data_contracts.importer import ImportWarning, recorded_warnings
 from data_contracts.schema import Table
 from data_contracts.settings import IngestSettings
 from data_contracts.tables import OPT_OUTS, PERSONS, TABLES
@@ -72,10 +68,6 @@ LOAD_ORDER: tuple[str, ...] = (
     *(n for n in TABLES if n not in (OPT_OUTS.name, PERSONS.name)),
 )
 """Opt-outs before persons before activity: later tables are checked against the earlier ones."""
-
-
-class BatchRejected(DomainError):
-    """The batch as a whole cannot be loaded; nothing from it was loaded."""
 
 
 class InjectedFailure(RuntimeError):
@@ -111,85 +103,7 @@ class IngestReport:
     data_quality_warnings: list[ImportWarning] = field(default_factory=list)  # from the import, in batch.json
 
 
-@dataclass(frozen=True)
-class Batch:
-    batch_id: str
-    directory: Path
-    extract_date: date | None  # from batch.json; None until resolved
-    files: dict[str, Path]  # table name -> file
-    sha256: dict[str, str]  # table name -> checksum
-    combined_sha256: str
-    currency: str = REFERENCE_CURRENCY  # of every cost in the batch (batch.json "currency"); never converted
-
-
 # ---------------------------------------------------------------------------------------------- batch folder
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_manifest(batch_dir: Path) -> dict[str, object]:
-    path = batch_dir / BATCH_MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BatchRejected(f"{BATCH_MANIFEST} in {batch_dir.name}: cannot be read ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise BatchRejected(f"{BATCH_MANIFEST} in {batch_dir.name}: expected a JSON object")
-    return manifest
-
-
-def _table_files(batch_dir: Path) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    ignored: list[str] = []
-    for path in sorted(batch_dir.iterdir()):
-        if path.suffix not in (".csv", ".parquet") or not path.is_file():
-            continue
-        if path.stem not in TABLES:
-            ignored.append(path.name)
-            continue
-        if path.stem in files:
-            raise BatchRejected(f"{batch_dir.name}: both {files[path.stem].name} and {path.name} given for one table")
-        files[path.stem] = path
-    if ignored:
-        log.warning("batch folder %s: ignoring files that are not contract tables: %s", batch_dir.name, ignored)
-    return files
-
-
-def read_batch(batch_dir: Path) -> Batch:
-    """The batch's id, declared extract date, table files and checksums (no rows read)."""
-    batch_dir = Path(batch_dir)
-    if not batch_dir.is_dir():
-        raise BatchRejected(f"batch folder {batch_dir} does not exist")
-    manifest = _read_manifest(batch_dir)
-    extract_date = None
-    if manifest.get("extract_date") is not None:
-        try:
-            extract_date = date.fromisoformat(str(manifest["extract_date"]))
-        except ValueError as exc:
-            raise BatchRejected(f"{BATCH_MANIFEST} in {batch_dir.name}: bad extract_date ({exc})") from exc
-    files = _table_files(batch_dir)
-    sha256 = {name: file_sha256(path) for name, path in files.items()}
-    # The manifest is part of the batch: a changed extract date is a changed batch.
-    parts = [f"{files[n].name}:{s}" for n, s in sorted(sha256.items())]
-    if (batch_dir / BATCH_MANIFEST).exists():
-        parts.append(f"{BATCH_MANIFEST}:{file_sha256(batch_dir / BATCH_MANIFEST)}")
-    return Batch(
-        batch_id=str(manifest.get("batch_id") or batch_dir.name),
-        currency=str(manifest.get("currency") or REFERENCE_CURRENCY).upper(),
-        directory=batch_dir,
-        extract_date=extract_date,
-        files=files,
-        sha256=sha256,
-        combined_sha256=hashlib.sha256("\n".join(parts).encode()).hexdigest(),
-    )
 
 
 def check_headers(batch: Batch) -> None:
@@ -483,7 +397,7 @@ def ingest_batch(
     finally:
         con.close()
     report = IngestReport(batch.batch_id, "loaded", counts, dict(reasons), time.perf_counter() - started)
-    report.data_quality_warnings = recorded_warnings(batch_dir)
+    report.data_quality_warnings = recorded_warnings(batch.manifest)
     _log_summary(report)
     return report
 

@@ -12,10 +12,11 @@ import duckdb
 import polars as pl
 import pytest
 
+from data_contracts.batch import BatchRejected
 from data_contracts.importer import import_source
 from data_contracts.mapping import MAPPINGS_DIR, MappingError, load_mapping
 from data_contracts.sources.synthea import FOLLOWS_EMERGENCY, MEDICATION_COST, follows_emergency, medication_claim_share
-from pipelines.ingest import BatchRejected, ingest_batch
+from pipelines.ingest import ingest_batch
 from tests.shared_data import shared_data
 
 DATA = Path(__file__).parent / "data"

@@ -15,12 +15,13 @@ import duckdb
 import polars as pl
 import pytest
 
+from data_contracts.batch import BatchRejected
 from data_contracts.reference import unit_cost
 from data_contracts.settings import IngestSettings
 from data_contracts.tables import TABLES
 from data_contracts.validation import ValidationResult, clean_text, parse_text, validate_table
 from pipelines import ingest as ingest_module
-from pipelines.ingest import BatchRejected, InjectedFailure, ReconciliationError, ingest_batch
+from pipelines.ingest import InjectedFailure, ReconciliationError, ingest_batch
 
 Rows = dict[str, list[dict[str, str]]]
 

@@ -7,14 +7,13 @@ import math
 from dataclasses import replace
 from datetime import date
 from itertools import product
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from data_contracts.settings import DriftSettings
-from data_contracts.synthetic.drift import apply_to_batches, apply_to_frames, start_day
+from data_contracts.synthetic.drift import FileDrift, apply_to_frames, start_day
 from data_contracts.synthetic.timeline import Timeline, day_number
 from models.metrics import auroc_score
 from models.monitoring import (
@@ -185,29 +184,24 @@ def test_drift_scenarios_change_only_the_data_after_their_start() -> None:
     assert fewer["apc_spells"].filter(elective).height == spells.filter(elective).height
 
 
-def _batches(root: Path) -> list[Path]:
-    folders = []
+def _apply(drift: FileDrift) -> list[dict[str, pl.DataFrame]]:
+    """Each batch's tables as the file-level scenario leaves them, applied in batch order."""
+    written = []
     for b in range(TIMELINE.n_batches):
-        folder = root / f"b{b}"
-        folder.mkdir(parents=True)
-        for table in ("community_contacts", "ae_attendances"):
-            pl.DataFrame({"contact_id": [f"{b}-1", f"{b}-2"], "department_type": ["01", "03"]}).write_parquet(
-                folder / f"{table}.parquet"
-            )
-        folders.append(folder)
-    return folders
+        frame = pl.DataFrame({"contact_id": [f"{b}-1", f"{b}-2"], "department_type": ["01", "03"]})
+        written.append(drift.apply(b, {"community_contacts": frame, "ae_attendances": frame}))
+    return written
 
 
-def test_outage_holds_a_feed_back_then_delivers_it_late_and_a_broken_batch_has_an_impossible_code(
-    tmp_path: Path,
-) -> None:
-    folders = _batches(tmp_path / "outage")
-    changed = apply_to_batches(folders, DriftSettings(scenario="feed_outage", outage_weeks=2), TIMELINE)
-    assert changed == {"missing": ["b5", "b6"], "late_in": "b7"}
-    assert not (folders[5] / "community_contacts.parquet").exists()
-    assert pl.read_parquet(folders[7] / "community_contacts.parquet").height == 6  # two weeks late plus its own
-    folders = _batches(tmp_path / "broken")
-    changed = apply_to_batches(folders, replace(DriftSettings(), scenario="quarantined_batch"), TIMELINE)
-    assert changed == {"quarantined": "b5", "table": "ae_attendances", "rows": 2}
-    assert pl.read_parquet(folders[5] / "ae_attendances.parquet")["department_type"].to_list() == ["09", "09"]
-    assert pl.read_parquet(folders[6] / "ae_attendances.parquet")["department_type"].to_list() == ["01", "03"]
+def test_outage_holds_a_feed_back_then_delivers_it_late_and_a_broken_batch_has_an_impossible_code() -> None:
+    ids = TIMELINE.batch_ids()
+    outage = FileDrift(DriftSettings(scenario="feed_outage", outage_weeks=2), TIMELINE)
+    written = _apply(outage)
+    assert outage.changed == {"missing": [ids[5], ids[6]], "late_in": ids[7]}
+    assert "community_contacts" not in written[5] and "community_contacts" in written[4]
+    assert written[7]["community_contacts"].height == 6  # two weeks late plus its own
+    broken = FileDrift(replace(DriftSettings(), scenario="quarantined_batch"), TIMELINE)
+    written = _apply(broken)
+    assert broken.changed == {"quarantined": ids[5], "table": "ae_attendances", "rows": 2}
+    assert written[5]["ae_attendances"]["department_type"].to_list() == ["09", "09"]
+    assert written[6]["ae_attendances"]["department_type"].to_list() == ["01", "03"]

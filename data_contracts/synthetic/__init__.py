@@ -109,6 +109,7 @@ def generate_population(
     truth_path = out_dir / "truth.parquet"
     truth.write_parquet(truth_path, compression="zstd")
 
+    file_drift = drift.FileDrift(settings.drift, timeline) if drifting else None
     batch_dirs, row_counts = write_batches(
         out_dir,
         frames,
@@ -119,11 +120,12 @@ def generate_population(
         settings.dirty_rate,
         rngs["dirty"],
         stage("writing batches"),
+        edit=file_drift.apply if file_drift else None,
     )
-    if drifting:
-        changed = drift.apply_to_batches(batch_dirs, settings.drift, timeline)
+    if file_drift is not None:
         record = {"scenario": settings.drift.scenario, "start_date": drift.start_date(settings.drift, timeline)}
-        (out_dir / drift.DRIFT_RECORD).write_text(json.dumps({**record, **changed}, default=str, indent=2) + "\n")
+        record_text = json.dumps({**record, **file_drift.changed}, default=str, indent=2) + "\n"
+        (out_dir / drift.DRIFT_RECORD).write_text(record_text)
     return SynthResult(
         batch_dirs=batch_dirs,
         truth_path=truth_path,

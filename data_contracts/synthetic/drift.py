@@ -16,14 +16,13 @@ batches):
 
 Row-level scenarios change the frames before they are split into batches (after the truth is computed: the
 truth is the world without the change, which is what a model trained before it would expect); file-level
-scenarios rewrite the written batch folders.
+scenarios (`FileDrift`) change a batch's table files before the batch writer writes them.
 """
 
 from __future__ import annotations
 
 import typing
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -86,47 +85,43 @@ def apply_to_frames(
     return frames
 
 
-def apply_to_batches(batch_dirs: list[Path], settings: DriftSettings, timeline: Timeline) -> dict[str, object]:
-    """File-level scenarios (`feed_outage`, `quarantined_batch`) on the written weekly batch folders. Returns
-    what was changed (batch ids), for the scenario's own record."""
-    check_drift_settings(settings)
-    start = start_day(settings, timeline)
-    weekly = [(b, d) for b, d in enumerate(batch_dirs) if b > 0 and timeline.extract_day(b) >= start]
-    if settings.scenario == "feed_outage" and weekly:
-        out = weekly[: settings.outage_weeks]
-        after = weekly[settings.outage_weeks] if len(weekly) > settings.outage_weeks else None
-        held: list[pl.DataFrame] = []
-        for _, folder in out:
-            path = _table_file(folder, settings.feed)
-            held.append(_read(path))
-            path.unlink()
-        if after is not None:
-            path = _table_file(after[1], settings.feed)
-            _write(pl.concat([*held, _read(path)]), path)
-        return {"missing": [d.name for _, d in out], "late_in": after[1].name if after else None}
-    if settings.scenario == "quarantined_batch" and weekly:
-        folder = weekly[0][1]
-        path = _table_file(folder, settings.quarantined_feed)
-        column, impossible = UNKNOWN_CODE[settings.quarantined_feed]
-        frame = _read(path)
-        _write(frame.with_columns(pl.lit(impossible, dtype=frame.schema[column]).alias(column)), path)
-        return {"quarantined": folder.name, "table": settings.quarantined_feed, "rows": frame.height}
-    return {}
+class FileDrift:
+    """File-level scenarios (`feed_outage`, `quarantined_batch`): `apply` changes each batch's table files, in
+    batch order, before the batch writer writes them; `changed` records what changed (batch ids), for the
+    scenario's own record."""
 
+    def __init__(self, settings: DriftSettings, timeline: Timeline) -> None:
+        check_drift_settings(settings)
+        start = start_day(settings, timeline)
+        self.settings = settings
+        self.batch_ids = timeline.batch_ids()
+        self.weekly = [b for b in range(len(self.batch_ids)) if b > 0 and timeline.extract_day(b) >= start]
+        self.changed: dict[str, object] = {}
+        self._held: list[pl.DataFrame] = []
 
-def _table_file(folder: Path, table: str) -> Path:
-    found = [p for p in (folder / f"{table}.parquet", folder / f"{table}.csv") if p.exists()]
-    if not found:
-        raise FileNotFoundError(f"{folder.name} has no {table} file")
-    return found[0]
-
-
-def _read(path: Path) -> pl.DataFrame:
-    return pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
-
-
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    if path.suffix == ".parquet":
-        frame.write_parquet(path, compression="zstd")
-    else:
-        frame.write_csv(path)
+    def apply(self, b: int, tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+        settings, weekly = self.settings, self.weekly
+        if settings.scenario == "feed_outage" and weekly:
+            out = weekly[: settings.outage_weeks]
+            after = weekly[settings.outage_weeks] if len(weekly) > settings.outage_weeks else None
+            self.changed = {
+                "missing": [self.batch_ids[w] for w in out],
+                "late_in": self.batch_ids[after] if after is not None else None,
+            }
+            feed = settings.feed
+            if b in out:
+                self._held.append(tables[feed])
+                return {name: frame for name, frame in tables.items() if name != feed}
+            if b == after:
+                parts = [*self._held, tables[feed]]
+                if len({tuple(p.schema.items()) for p in parts}) > 1:  # planted bad types in a CSV: all text
+                    parts = [p.cast(pl.String) for p in parts]
+                return {**tables, feed: pl.concat(parts)}
+        if settings.scenario == "quarantined_batch" and weekly and b == weekly[0]:
+            feed = settings.quarantined_feed
+            column, impossible = UNKNOWN_CODE[feed]
+            frame = tables[feed]
+            self.changed = {"quarantined": self.batch_ids[b], "table": feed, "rows": frame.height}
+            broken = frame.with_columns(pl.lit(impossible, dtype=frame.schema[column]).alias(column))
+            return {**tables, feed: broken}
+        return tables

@@ -1,4 +1,5 @@
-"""Split the generated frames into load-ordered batches and write them (Parquet or CSV) with batch.json.
+"""Split the generated frames into load-ordered batches and write them (Parquet or CSV) through the one batch
+writer (`data_contracts.batch.write_batch`).
 
 A row goes to the batch covering its event date (`_day`). A row with an end (`_end_day`: discharge, service
 end, death) that falls after its batch's extract date is published with the end columns empty, and repeated
@@ -8,7 +9,6 @@ Nothing dated on or after end_date is published.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from data_contracts.batch import write_batch
 from data_contracts.dates import day_to_date
+from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.synthetic.dirty import plant_bad_rows, plant_bad_types
 from data_contracts.synthetic.population import Population
 from data_contracts.synthetic.timeline import NULL_DAY, Timeline
@@ -83,8 +85,10 @@ def write_batches(
     dirty_rate: float,
     rng: np.random.Generator,
     progress: Callable[[float], None] | None = None,
+    edit: Callable[[int, dict[str, pl.DataFrame]], dict[str, pl.DataFrame]] | None = None,
 ) -> tuple[list[Path], dict[str, int]]:
-    """Write every batch folder under out_dir/batches (replacing it); return the folders and row counts."""
+    """Write every batch folder under out_dir/batches (replacing it); return the folders and row counts (as
+    generated, before `edit`: file-level drift changing batch b's table files before they are written)."""
     if file_format not in ("parquet", "csv"):
         raise ValueError(f"file_format must be 'parquet' or 'csv', not {file_format!r}")
     root = out_dir / "batches"
@@ -103,10 +107,9 @@ def write_batches(
     row_counts = dict.fromkeys(TABLES, 0)
     batch_ids = timeline.batch_ids()
     for b, batch_id in enumerate(batch_ids):
-        folder = root / batch_id
-        folder.mkdir()
         extract_day = timeline.extract_day(b)
         planted: dict[str, dict[str, int]] = {}
+        tables: dict[str, pl.DataFrame] = {}
         for table in TABLES:
             empty = pl.DataFrame(schema={c.name: c.polars_type for c in TABLES[table].input_columns})
             frame = by_batch[table].get(b, empty)
@@ -122,26 +125,22 @@ def write_batches(
                 if bad:
                     planted[table]["bad_type"] = bad
             row_counts[table] += frame.height
-            path = folder / f"{table}.{file_format}"
-            if file_format == "csv":
-                frame.write_csv(path)
-            else:
-                frame.write_parquet(path, compression="zstd")
+            tables[table] = frame
         totals: dict[str, int] = {}
         for counts in planted.values():
             for name, count in counts.items():
                 totals[name] = totals.get(name, 0) + count
-        manifest = {
-            "batch_id": batch_id,
-            "extract_date": day_to_date(extract_day).isoformat(),
-            "kind": "history" if b == 0 else "weekly",
-            "seed": seed,
-            "people": population.size,
-        }
+        details: dict[str, object] = {"seed": seed, "people": population.size}
         if dirty_rate > 0:
-            manifest["planted"] = dict(sorted(totals.items()))
-            manifest["planted_by_table"] = planted
-        (folder / "batch.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            details["planted"] = dict(sorted(totals.items()))
+            details["planted_by_table"] = planted
+        if edit is not None:
+            tables = edit(b, tables)
+        kind = "history" if b == 0 else "weekly"
+        folder = root / batch_id
+        with write_batch(folder, batch_id, day_to_date(extract_day), REFERENCE_CURRENCY, kind, details) as batch:
+            for table, frame in tables.items():
+                batch.add_frame(table, frame, file_format)
         batch_dirs.append(folder)
         if progress is not None:
             progress((b + 1) / len(batch_ids))

@@ -2,27 +2,28 @@
 
 A lead's decision is stored in the app state at once (so the person page and the caseload show it), checked
 against the same contract as any delivered caseload row. The weekly flow exports the decisions not yet
-exported as a batch folder (`caseload.csv` and `batch.json`) into the batches folder, where ingest validates and
-loads it like a team's own delivery; the grain (person, team, decision date) makes a later correction replace
-the earlier row.
+exported as a batch folder (`caseload.csv` and its manifest, through `data_contracts.batch.write_batch`) into
+the batches folder, where ingest validates and loads it like a team's own delivery; the grain (person, team,
+decision date) makes a later correction replace the earlier row.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from data_contracts.importer import BATCH_MANIFEST
+from data_contracts.batch import write_batch
 from data_contracts.reference import codelist
 from data_contracts.tables import CASELOAD
 from pipelines.workspace.state import connect, state_path, transaction
 
 EXPORT_PREFIX = "caseload-"
+EXPORT_KIND = "caseload decisions"
 DATE_COLUMNS = ("discussed_date", "decision_date", "case_management_start", "case_management_end")
 CONTRACT_COLUMNS = tuple(c.name for c in CASELOAD.input_columns)
 
@@ -110,8 +111,8 @@ def latest_by_person(rows: Iterable[dict[str, object]]) -> dict[str, dict[str, o
 def export_batch(workspace_dir: Path, batches_dir: Path, now: datetime | None = None) -> Path | None:
     """Write the decisions not yet exported as a caseload batch folder; None when there are none.
 
-    The folder is written under a temporary name and renamed, so the weekly flow never ingests half of it; the
-    rows are marked exported in the same SQLite transaction that reads them."""
+    The folder is written by the one batch writer (staged, then renamed), so the weekly flow never ingests half
+    of it; the rows are marked exported in the same SQLite transaction that reads them."""
     if not state_path(workspace_dir).exists():
         return None  # the workspace was never used
     now = now or datetime.now(UTC)
@@ -122,17 +123,12 @@ def export_batch(workspace_dir: Path, batches_dir: Path, now: datetime | None = 
             return None
         # One row per grain key: the last recorded wins, as ingest would otherwise quarantine the conflict.
         by_key = {(r["person_id"], r["team_id"], r["decision_date"]): r for r in rows}
-        batches_dir.mkdir(parents=True, exist_ok=True)
-        # Staged outside the batches folder, so a crash never leaves a half-written folder there to be ingested.
-        staging = Path(workspace_dir) / f".{batch_id}.tmp"
-        staging.mkdir(parents=True)
-        with open(staging / f"{CASELOAD.name}.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(CONTRACT_COLUMNS))
-            writer.writeheader()
-            writer.writerows({c: r[c] or "" for c in CONTRACT_COLUMNS} for r in by_key.values())
-        manifest = {"batch_id": batch_id, "extract_date": now.date().isoformat(), "kind": "caseload decisions"}
-        (staging / BATCH_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        staging.rename(batches_dir / batch_id)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(CONTRACT_COLUMNS))
+        writer.writeheader()
+        writer.writerows({c: r[c] or "" for c in CONTRACT_COLUMNS} for r in by_key.values())
+        with write_batch(batches_dir / batch_id, batch_id, now.date(), None, EXPORT_KIND) as batch:
+            batch.add_file(f"{CASELOAD.name}.csv", CASELOAD.name, text.getvalue().encode("utf-8"), len(by_key))
         con.execute("UPDATE decisions SET exported_batch = ? WHERE exported_batch IS NULL", [batch_id])
     return batches_dir / batch_id
 
