@@ -122,7 +122,7 @@ def publish_task(settings: Settings, result: Any, reidentification: dict[str, st
     from pipelines.publish import publish
 
     lookups = {team: pl.read_csv(path, infer_schema=False) for team, path in (reidentification or {}).items()}
-    report = publish(settings.outputs, result.publication, reidentification=lookups)
+    report = publish(settings.outputs, result.publication, reidentification=lookups, templates=settings.templates_dir)
     from pipelines.workspace.snapshot import published_run, write_snapshot
 
     write_snapshot(settings.workspace_dir, published_run(result.publication))  # the MDT workspace switches to it

@@ -59,6 +59,12 @@ def _time_zone(name: str) -> str:
     return name
 
 
+def _template_folder(folder: Path | None) -> Path | None:
+    if folder is not None and not Path(folder).is_dir():
+        raise ValueError(f"{folder} is not a folder (it should hold page templates that replace the shipped ones)")
+    return folder
+
+
 Cron = Annotated[StrictStr, AfterValidator(_cron)]
 
 
@@ -81,6 +87,9 @@ class Settings:
     batches_dir: Path | None = None
     registry_dir: Path | None = None
     outputs_dir: Path | None = None
+    # A local team's page templates (and a `static/` folder of CSS and JS) that replace the shipped ones of the
+    # same name, to reword or rebrand the published pages without editing Python (see pipelines.publish).
+    templates_dir: Annotated[Path | None, AfterValidator(_template_folder)] = None
     # Seeds every generator and model: the synthetic population, the person-grouped splits, LightGBM, the
     # baselines and the bootstrap (through `training.seed`, which always equals it).
     seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] = 20261124

@@ -321,10 +321,11 @@ class Published:
 
 def _publish(out_dir: Path, **overrides: Any) -> PublishReport:
     """Publish the scenario people; `overrides` replace a frame or the provenance of the publication, or set
-    `reidentification` or `workers`."""
+    `reidentification`, `workers` or `templates`."""
     team_list = overrides.pop("team_list", _team_list())
     reidentification = overrides.pop("reidentification", _reidentification())
     workers = overrides.pop("workers", None)
+    templates = overrides.pop("templates", None)
     fields: dict[str, Any] = {
         "provenance": PROVENANCE,
         "team_list": team_list,
@@ -335,7 +336,8 @@ def _publish(out_dir: Path, **overrides: Any) -> PublishReport:
         "rising_risk": _rising(),
         "opted_out_ids": frozenset({OPTED_OUT}),
     } | overrides
-    return publish(out_dir, Publication(**fields), reidentification=reidentification, workers=workers)
+    publication = Publication(**fields)
+    return publish(out_dir, publication, reidentification=reidentification, workers=workers, templates=templates)
 
 
 @pytest.fixture(scope="module")
@@ -763,3 +765,29 @@ def test_teams_written_by_worker_processes_match_one_process(tmp_path: Path) -> 
         return [(f["path"], f["rows"], None if f["path"].endswith(".xlsx") else f["sha256"]) for f in manifest["files"]]
 
     assert comparable(manifests[0]) == comparable(manifests[1])
+
+
+def test_a_local_template_folder_rewords_and_rebrands_the_pages(tmp_path: Path) -> None:
+    local = tmp_path / "our_templates"
+    (local / "static").mkdir(parents=True)
+    # Reworded: one partial replaced; the rest of the page stays the shipped one.
+    (local / "_leavers.html").write_text("<h2>Who we said goodbye to</h2>\n", encoding="utf-8")
+    # Rebranded: the stylesheet replaced.
+    (local / "static" / "riskstrat.css").write_text("body { color: #123456 }", encoding="utf-8")
+    # A local page extending the shipped one.
+    (local / "summary.html").write_text(
+        '{% extends "shipped/summary.html" %}{% block title %}Borough summary{% endblock %}', encoding="utf-8"
+    )
+    _publish(tmp_path / "out", templates=local)
+    root = tmp_path / "out" / AS_OF.isoformat()
+    page = (root / "teams/T1/index.html").read_text(encoding="utf-8")
+    assert "Who we said goodbye to" in page and "Left the list since last week" not in page
+    assert "color: #123456" in page and "Rising risk: not on the list yet" in page
+    person = (root / "teams/T1/people/frail_90_with_homecare.html").read_text(encoding="utf-8")
+    assert "color: #123456" in person
+    summary = (root / "commissioners/summary.html").read_text(encoding="utf-8")
+    assert "<title>Borough summary</title>" in summary and "People by risk tier" in summary
+    # Without the folder, the shipped pages.
+    _publish(tmp_path / "plain")
+    shipped = (tmp_path / "plain" / AS_OF.isoformat() / "teams/T1/index.html").read_text(encoding="utf-8")
+    assert "Left the list since last week" in shipped and "color: #123456" not in shipped

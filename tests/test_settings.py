@@ -71,7 +71,9 @@ BAD_SETTINGS = {
     ),
     "tiers not ending at 1": ('[scoring]\ntiers = { "high" = 0.05, "rest" = 0.9 }\n', "scoring.tiers", "end at 1.0"),
     "ranking outcome not trained": (
-        '[training]\noutcomes = ["high_cost"]\n', "scoring.ranking_outcome", "not among training.outcomes"
+        '[training]\noutcomes = ["high_cost"]\n',
+        "scoring.ranking_outcome",
+        "not among training.outcomes",
     ),
     "unknown outcome": ('[training]\noutcomes = ["emergency_admission", "joy"]\n', "training.outcomes", "'joy'"),
     "time zone": ('[schedule]\ntimezone = "Europe/Londn"\n', "schedule.timezone", "IANA time zone"),
@@ -87,6 +89,7 @@ BAD_SETTINGS = {
     ),
     "seed too large for LightGBM": ("seed = 4294967296\n", "seed", "less than or equal to"),
     "not TOML": ("[synth\npeople = 5\n", "cannot be read as TOML", ""),
+    "template folder missing": ('templates_dir = "/nonexistent/our_pages"\n', "templates_dir", "is not a folder"),
 }
 
 

@@ -32,7 +32,10 @@ through `suppress()` and nothing person-level. The run folder is built in a temp
 renamed into place, so a crash never leaves a half-written week.
 
 Rewording and rebranding: the pages' words and markup are in `templates/*.html`, their look in
-`static/riskstrat.css`; edit those files, no Python. Reusing the pages (for another web view, say): render
+`static/riskstrat.css`. A local team does not edit the installed files: it puts its own versions, under the same
+names, in a folder named by the `templates_dir` setting (templates at its top, CSS and JS in its `static/`), and
+they replace the shipped ones; a local template can also extend or include a shipped one as `shipped/<name>`
+(`{% extends "shipped/list.html" %}`). No Python. Reusing the pages (for another web view, say): render
 with `html.render(template, **context)` (the one Jinja2 environment, `html.environment()`), or write a
 template that does `{% extends "base.html" %}` (blocks `title`, `content`, `scripts`) and includes the pieces:
 

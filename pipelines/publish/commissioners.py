@@ -4,6 +4,7 @@ every value suppressed, nothing person-level."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import polars as pl
 
@@ -33,7 +34,9 @@ def aggregate_summary(population_summary: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="vertical")
 
 
-def publish_commissioners(folder: Folder, pop: pl.DataFrame, prov: Provenance, teams: dict[str, str]) -> None:
+def publish_commissioners(
+    folder: Folder, pop: pl.DataFrame, prov: Provenance, teams: dict[str, str], templates: Path | None = None
+) -> None:
     summary = aggregate_summary(pop)
     stamped = summary.with_columns(
         run_id=pl.lit(prov.run_id),
@@ -42,7 +45,7 @@ def publish_commissioners(folder: Folder, pop: pl.DataFrame, prov: Provenance, t
         data_batches=pl.lit(prov.data_batches_text),
     )
     folder.write("commissioners/summary.csv", stamped.write_csv(include_bom=True), stamped.height)
-    folder.write("commissioners/summary.html", html.summary_page(summary, prov, teams), summary.height)
+    folder.write("commissioners/summary.html", html.summary_page(summary, prov, teams, templates), summary.height)
 
 
 def _summary_input(population_summary: pl.DataFrame) -> pl.DataFrame:

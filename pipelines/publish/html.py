@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, StrictUndefined, select_autoescape
 from jinja2.ext import Extension
 from markupsafe import Markup
 
@@ -67,9 +67,10 @@ def _finalize(value: Any) -> Any:
 
 
 @cache
-def asset(name: str) -> Markup:
-    """A file from `static/`, inlined into a page (CSS, JavaScript)."""
-    return Markup((STATIC_DIR / name).read_text(encoding="utf-8"))
+def asset(name: str, local: Path | None = None) -> Markup:
+    """A file from `static/`, inlined into a page (CSS, JavaScript); a local folder's `static/<name>` wins."""
+    path = local / "static" / name if local is not None else None
+    return Markup((path if path is not None and path.is_file() else STATIC_DIR / name).read_text(encoding="utf-8"))
 
 
 def money(amount: float, currency: str) -> str:
@@ -82,10 +83,14 @@ def thousands(published: str) -> str:
 
 
 @cache
-def environment() -> Environment:
-    """The one Jinja2 environment of the pages (one per process: worker processes build their own)."""
+def environment(local: Path | None = None) -> Environment:
+    """The one Jinja2 environment of the pages (one per process and local folder: worker processes build their
+    own). `local` is a local team's folder of templates (and `static/` files) that replace the shipped ones of
+    the same name; a local template can extend or include a shipped one as `shipped/<name>`."""
+    shipped = FileSystemLoader(TEMPLATES_DIR)
+    own = [FileSystemLoader(local)] if local is not None else []
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=ChoiceLoader([*own, shipped, PrefixLoader({"shipped": shipped})]),
         autoescape=select_autoescape(["html"]),
         finalize=_finalize,
         trim_blocks=True,
@@ -94,7 +99,7 @@ def environment() -> Environment:
         extensions=[LineBreaksBetweenTags],
     )
     env.globals.update(
-        asset=asset,
+        asset=lambda name: asset(name, local),
         tier_colours=tier_colours,
         pct=fmt_pct,
         uk_date=uk_date,
@@ -108,14 +113,14 @@ def environment() -> Environment:
     return env
 
 
-def render(template: str, **context: Any) -> str:
-    return environment().get_template(template).render(**context)
+def render(template: str, local: Path | None = None, **context: Any) -> str:
+    return environment(local).get_template(template).render(**context)
 
 
 # --- a team's list -------------------------------------------------------------------------------------------------
 
 
-def team_page(team: TeamData, prov: Provenance) -> str:
+def team_page(team: TeamData, prov: Provenance, local: Path | None = None) -> str:
     rows = [
         {
             **row,
@@ -134,6 +139,7 @@ def team_page(team: TeamData, prov: Provenance) -> str:
     ]
     return render(
         "list.html",
+        local,
         team=team,
         prov=prov,
         rows=rows,
@@ -166,6 +172,7 @@ def person_page(
     team: TeamData,
     prov: Provenance,
     window: tuple[date, date],
+    local: Path | None = None,
 ) -> str:
     row = {"name": None, "nhs_number": None, **row}
     ordered = sorted(reasons, key=lambda r: r["reason_rank"])
@@ -178,6 +185,7 @@ def person_page(
     ]
     return render(
         "person.html",
+        local,
         row=row,
         team=team,
         prov=prov,
@@ -234,7 +242,7 @@ def _timeline_events(activity: list[dict[str, Any]], currency: str) -> list[Time
 # --- the commissioners' summary ------------------------------------------------------------------------------------
 
 
-def summary_page(summary: pl.DataFrame, prov: Provenance, teams: dict[str, str]) -> str:
+def summary_page(summary: pl.DataFrame, prov: Provenance, teams: dict[str, str], local: Path | None = None) -> str:
     by_tier = summary.filter((pl.col("breakdown") == "all people") & (pl.col("tier") != ALL_TIERS))
     items = [
         charts.BarItem(r["tier"], _published_number(r["people"]), thousands(r["people"]), tier_colours(r["tier"])[0])
@@ -251,6 +259,7 @@ def summary_page(summary: pl.DataFrame, prov: Provenance, teams: dict[str, str])
     ]
     return render(
         "summary.html",
+        local,
         prov=prov,
         chart=Markup(charts.bar_chart_svg(items, "People by risk tier (suppressed and rounded counts)")),
         tier_rows=list(tier_rows.iter_rows()),

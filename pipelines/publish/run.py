@@ -31,13 +31,15 @@ def publish(
     publication: Publication,
     reidentification: dict[str, pl.DataFrame] | None = None,
     workers: int | None = None,
+    templates: Path | None = None,
 ) -> PublishReport:
     """Write every team's outputs and the commissioners' summary for one run, atomically, under
     `out_dir/<as_of>/`. `reidentification` maps a team id to that team's own key (person_id, nhs_number, name),
     applied to that team's folder only.
 
     Teams are written by `workers` processes (default: one per core when at least `teams.PARALLEL_MIN_PEOPLE`
-    people are listed, else in this process); the files are the same either way."""
+    people are listed, else in this process); the files are the same either way. `templates` is a local folder
+    of page templates (and `static/` files) that replace the shipped ones of the same name."""
     checked, keys = checks.checked(publication, reidentification or {})
     prov = checked.provenance
     team_names = checks.teams(checked.team_list)  # taken before the guard: a team keeps its (possibly empty) list
@@ -47,8 +49,8 @@ def publish(
     with staging_dir(dest) as staging:
         folder = Folder(staging)
         window = (add_months(prov.as_of, -ACTIVITY_MONTHS), prov.as_of)
-        teams.publish_teams(folder, guarded, keys, team_names, window, workers)
-        commissioners.publish_commissioners(folder, guarded.population_summary, prov, team_names)
+        teams.publish_teams(folder, guarded, keys, team_names, window, workers, templates)
+        commissioners.publish_commissioners(folder, guarded.population_summary, prov, team_names, templates)
         write_manifest(folder, prov, len(team_names), guarded.team_list.height, dropped)
     log.info(
         "published %d teams, %d people listed; guard dropped %d rows",

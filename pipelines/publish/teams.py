@@ -93,6 +93,7 @@ def publish_teams(
     teams: dict[str, str],
     window: tuple[date, date],
     workers: int | None,
+    templates: Path | None = None,
 ) -> None:
     """Every team's files. Writing a team is pure Python (workbook XML, HTML pages), so at scale the teams are
     shared out between processes; each worker gets only its team's rows and reports what it wrote."""
@@ -103,7 +104,7 @@ def publish_teams(
     if workers <= 1:
         for team_id, team_name in teams.items():
             team = team_data(publication, reidentification, team_id, team_name, window)
-            publish_team(folder, team, prov, window)
+            publish_team(folder, team, prov, window, templates)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -117,6 +118,7 @@ def publish_teams(
                 team_data(publication, reidentification, team_id, team_name, window),
                 prov,
                 window,
+                templates,
             )
             for team_id, team_name in teams.items()
         ]
@@ -124,13 +126,17 @@ def publish_teams(
             folder.written.extend(future.result())
 
 
-def _publish_team_in_worker(root: Path, team: TeamData, prov: Provenance, window: tuple[date, date]) -> list[Written]:
+def _publish_team_in_worker(
+    root: Path, team: TeamData, prov: Provenance, window: tuple[date, date], templates: Path | None
+) -> list[Written]:
     folder = Folder(root)
-    publish_team(folder, team, prov, window)
+    publish_team(folder, team, prov, window, templates)
     return folder.written
 
 
-def publish_team(folder: Folder, team: TeamData, prov: Provenance, window: tuple[date, date]) -> None:
+def publish_team(
+    folder: Folder, team: TeamData, prov: Provenance, window: tuple[date, date], templates: Path | None = None
+) -> None:
     team_id = team.team_id
     base = f"teams/{team_id}/"
     folder.write(f"{base}{team_id}_list.csv", _list_csv(team.rows), team.rows.height)
@@ -138,12 +144,12 @@ def publish_team(folder: Folder, team: TeamData, prov: Provenance, window: tuple
     folder.write(f"{base}{team_id}_rising_risk.csv", _rising_csv(team.rising, prov), team.rising.height)
     workbook, sheets = excel.workbook(team, prov)
     folder.write(f"{base}{team_id}_list.xlsx", workbook, team.rows.height, sheets)
-    folder.write(f"{base}index.html", html.team_page(team, prov), team.rows.height)
+    folder.write(f"{base}index.html", html.team_page(team, prov, templates), team.rows.height)
     reasons_by = _rows_by_person(team.reasons)
     activity_by = _rows_by_person(team.activity)
     for row in team.rows.iter_rows(named=True):
         pid = row["person_id"]
-        page = html.person_page(row, reasons_by.get(pid, []), activity_by.get(pid, []), team, prov, window)
+        page = html.person_page(row, reasons_by.get(pid, []), activity_by.get(pid, []), team, prov, window, templates)
         folder.write(f"{base}people/{pid}.html", page, 1)
 
 
