@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from data_contracts.dictionary import DICTIONARY_PATH, render_data_dictionary
-from data_contracts.reference import codelists, unit_costs
+from data_contracts.reference import acsc_condition, acsc_prefixes, codelists, unit_costs
 from data_contracts.tables import ACTIVITY_TABLES, TABLES
 from pipelines.warehouse import WAREHOUSE_TABLES
 
@@ -49,3 +50,41 @@ def test_activity_tables_are_person_linked_and_have_a_grain() -> None:
     assert "persons" not in ACTIVITY_TABLES and "apc_spells" in ACTIVITY_TABLES
     for table in TABLES.values():
         assert all(any(c.name == key for c in table.columns) for key in table.grain)
+
+
+# NHS Outcomes Framework 2.3.i counts emergency admissions for these eleven chronic conditions.
+OUTCOMES_FRAMEWORK_ACSC = {
+    "Angina",
+    "Asthma",
+    "Atrial fibrillation and flutter",
+    "Chronic obstructive pulmonary disease",
+    "Chronic viral hepatitis B",
+    "Congestive heart failure",
+    "Convulsions and epilepsy",
+    "Dementia",
+    "Diabetes complications",
+    "Hypertension",
+    "Iron deficiency anaemia",
+}
+
+
+def test_the_acsc_code_list_covers_the_outcomes_framework_conditions() -> None:
+    assert set(acsc_prefixes().values()) == OUTCOMES_FRAMEWORK_ACSC
+
+
+@pytest.mark.parametrize(
+    ("code", "condition"),
+    [
+        ("B18.1", "Chronic viral hepatitis B"),
+        ("E13.5", "Diabetes complications"),
+        ("E11.9", None),  # diabetes without complication is not counted
+        ("I25.1", "Angina"),
+        ("i50.9", "Congestive heart failure"),
+        ("J18.9", None),
+        (None, None),
+    ],
+)
+def test_a_primary_diagnosis_is_read_by_its_four_then_three_character_prefix(
+    code: str | None, condition: str | None
+) -> None:
+    assert acsc_condition(code) == condition
