@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+Rate = Annotated[StrictFloat, Field(ge=0, le=1)]
+
 
 @dataclass
 class DriftSettings:
@@ -33,6 +35,37 @@ class DriftSettings:
     feed: StrictStr = "community_contacts"
     outage_weeks: Annotated[StrictInt, Field(ge=1)] = 4
     quarantined_feed: StrictStr = "ae_attendances"
+
+
+@dataclass
+class CaseManagementSettings:
+    """A synthetic case-management service (see data_contracts.synthetic.case_management; off by default).
+
+    Each month of the intake window every team's MDT takes people on from its list, ranked by the case-finding
+    score (features/case_finding.py), the way real teams do: not at random (a recent emergency admission makes
+    taking on likelier) and some people decline. While case-managed, a person's emergency-admission hazard is
+    multiplied by (1 - effect): 0 is the null scenario, 0.2 a 20% reduction."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    effect: Annotated[StrictFloat, Field(ge=0, le=1)] = 0.0
+    # Intake window: `intake_months` monthly MDT meetings ending `follow_up_months` before end_date, so every
+    # person taken on has a whole published follow-up year.
+    intake_months: Annotated[StrictInt, Field(ge=1)] = 12
+    follow_up_months: Annotated[StrictInt, Field(ge=1)] = 12
+    duration_months: Annotated[StrictInt, Field(ge=1)] = 12  # how long case management lasts
+    # Taking on (of the people offered): not appropriate, more often without an emergency admission in the
+    # last 3 months; of the rest some decline.
+    not_appropriate_share: Rate = 0.5
+    not_appropriate_share_recent_admission: Rate = 0.2
+    declined_share: Rate = 0.2
+    # The MDT discusses about this many people per free place (many discussed are not taken on).
+    discussed_per_place: Annotated[StrictFloat, Field(ge=1)] = 2.0
+    review_after_months: Annotated[StrictInt, Field(ge=1)] = 12  # a discussed person is not discussed again sooner
+    # Randomise at the margin: people ranked within `margin` either side of the last place discussed enter a
+    # seeded draw; half are discussed (offered) now, the rest after the follow-up (0 = off).
+    margin: Annotated[StrictInt, Field(ge=0)] = 0
 
 
 @dataclass
@@ -58,6 +91,8 @@ class SynthSettings:
     file_format: Literal["parquet", "csv"] = "parquet"
     # A change planted in the data from a date, for trying the monitoring (off by default).
     drift: DriftSettings = field(default_factory=DriftSettings)
+    # A case-management service that takes people on from the lists and changes their hazard (off by default).
+    case_management: CaseManagementSettings = field(default_factory=CaseManagementSettings)
 
 
 @dataclass
@@ -67,9 +102,6 @@ class IngestSettings:
     # How many quarantine rows to keep per batch, table and reason (all are counted; a cap keeps a
     # badly broken file from filling the database).
     quarantine_cap_per_reason: Annotated[StrictInt, Field(ge=1)] = 100_000
-
-
-Rate = Annotated[StrictFloat, Field(ge=0, le=1)]
 
 
 @dataclass

@@ -5,7 +5,11 @@
 Steps: people and their conditions (`population`), a monthly engine run over burn-in, history and one
 held-back year (`engine`, `realised`), rows for every contract table (`hospital`, `primary`, `social_care`,
 `registers`), the Monte Carlo truth (`truth`) and the batch files (`writer`, with `dirty` for planted bad
-rows; `drift` for planted changes from a date). Deterministic: the same seed and settings give byte-identical files.
+rows; `drift` for planted changes from a date; `case_management` for a synthetic MDT service and its true
+effect). Deterministic: the same seed and settings give byte-identical files.
+
+`simulate` makes the frames in memory (no truth, no files) and `published_tables` gives them as the warehouse
+would hold them after ingesting every batch: for benchmarks that need many populations quickly.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import polars as pl
 
 from data_contracts.settings import SynthSettings
 from data_contracts.synthetic import drift
+from data_contracts.synthetic.case_management import DRAWS_FILE, RECORD_FILE, CaseManagementService
 from data_contracts.synthetic.hospital import build_hospital
-from data_contracts.synthetic.population import build_population, teams_frame
+from data_contracts.synthetic.population import Population, build_population, teams_frame
 from data_contracts.synthetic.primary import (
     build_community,
     build_gp_events,
@@ -29,12 +34,13 @@ from data_contracts.synthetic.primary import (
     build_prescriptions,
     regular_medicines,
 )
-from data_contracts.synthetic.realised import make_statics, run_realised_path
+from data_contracts.synthetic.realised import RealisedPath, make_statics, run_realised_path
 from data_contracts.synthetic.registers import caseload_frame, conditions_frame, opt_outs_frame, persons_frame
 from data_contracts.synthetic.social_care import build_social_care
 from data_contracts.synthetic.timeline import Timeline, rng_streams
 from data_contracts.synthetic.truth import build_truth
-from data_contracts.synthetic.writer import write_batches
+from data_contracts.synthetic.writer import assign_batches, contract_frame, write_batches
+from data_contracts.tables import TABLES
 
 __all__ = ["SynthResult", "generate_population"]
 
@@ -50,12 +56,7 @@ class SynthResult:
     score_index_date: date
 
 
-def generate_population(
-    out_dir: Path, settings: SynthSettings, seed: int, progress: ProgressCallback | None = None
-) -> SynthResult:
-    """Generate the population, write out_dir/batches/<batch_id>/ and out_dir/truth.parquet."""
-    out_dir = Path(out_dir)
-
+def _stages(progress: ProgressCallback | None) -> Callable[[str], Callable[[float], None]]:
     def stage(name: str) -> Callable[[float], None]:
         def report(fraction: float) -> None:
             if progress is not None:
@@ -64,13 +65,36 @@ def generate_population(
         report(0.0)
         return report
 
+    return stage
+
+
+@dataclass
+class Simulation:
+    """Everything generated, in memory: the frames (with the writer's internal columns), and how they came."""
+
+    frames: dict[str, pl.DataFrame]
+    population: Population
+    statics: object
+    path: RealisedPath
+    timeline: Timeline
+    rngs: dict
+    service: CaseManagementService | None
+
+
+def simulate(settings: SynthSettings, seed: int, progress: ProgressCallback | None = None) -> Simulation:
+    """People, their realised path and every table's rows (no truth, nothing written)."""
+
+    stage = _stages(progress)
+
     timeline = Timeline(settings.end_date, settings.history_years, settings.weekly_batches)
     rngs = rng_streams(seed)
     stage("people")(0.0)
     population = build_population(settings, timeline, seed, rngs)
     medicines = regular_medicines(population, rngs["prescriptions"])
     statics = make_statics(population, medicines.monthly_cost_by_person)
-    path = run_realised_path(population, statics, timeline, rngs, stage("simulating months"))
+    cm = settings.case_management
+    service = CaseManagementService(cm, population, timeline, rngs["case_management"]) if cm.enabled else None
+    path = run_realised_path(population, statics, timeline, rngs, stage("simulating months"), service)
 
     report = stage("building rows")
     spells, ae, links = build_hospital(population, path, rngs)
@@ -89,9 +113,46 @@ def generate_population(
     report(0.6)
     frames["prescriptions"] = build_prescriptions(population, path, medicines, rngs["rx_detail"])
     frames["asc_events"] = build_social_care(population, path, links, rngs)
-    frames["caseload"] = caseload_frame()
+    frames["caseload"] = service.caseload_frame() if service is not None else caseload_frame()
     report(1.0)
+    return Simulation(frames, population, statics, path, timeline, rngs, service)
 
+
+def published_tables(sim: Simulation) -> dict[str, pl.DataFrame]:
+    """The contract tables as a warehouse holds them after ingesting every batch in order: person ids, the
+    latest copy of each row (an end published later replaces the open row), opted-out people left out."""
+    person_ids = pl.Series("person_id", sim.population.person_ids, dtype=pl.String)
+    opted_out = pl.Series(sim.population.opted_out)
+    out = {}
+    for name, frame in sim.frames.items():
+        if "_day" not in frame.columns:  # a register without dates (teams): all of it in the history batch
+            out[name] = frame.select(c.name for c in TABLES[name].input_columns)
+            continue
+        rows = contract_frame(assign_batches(frame, name, sim.timeline), name, person_ids)
+        if "_person" in rows.columns:
+            rows = rows.filter(~opted_out.gather(rows["_person"]))
+        rows = rows.unique(subset=list(TABLES[name].grain), keep="last", maintain_order=True)
+        out[name] = rows.drop("_person", "_batch", strict=False)
+    return out
+
+
+def generate_population(
+    out_dir: Path, settings: SynthSettings, seed: int, progress: ProgressCallback | None = None
+) -> SynthResult:
+    """Generate the population, write out_dir/batches/<batch_id>/ and out_dir/truth.parquet."""
+    out_dir = Path(out_dir)
+
+    stage = _stages(progress)
+
+    sim = simulate(settings, seed, progress)
+    frames, population, statics, path, timeline, rngs = (
+        sim.frames,
+        sim.population,
+        sim.statics,
+        sim.path,
+        sim.timeline,
+        sim.rngs,
+    )
     truth = build_truth(
         frames,
         population,
@@ -122,6 +183,9 @@ def generate_population(
         stage("writing batches"),
         edit=file_drift.apply if file_drift else None,
     )
+    if sim.service is not None:
+        (out_dir / RECORD_FILE).write_text(json.dumps(sim.service.record(), default=str, indent=2) + "\n")
+        sim.service.draws_frame().write_parquet(out_dir / DRAWS_FILE)
     if file_drift is not None:
         record = {"scenario": settings.drift.scenario, "start_date": drift.start_date(settings.drift, timeline)}
         record_text = json.dumps({**record, **file_drift.changed}, default=str, indent=2) + "\n"

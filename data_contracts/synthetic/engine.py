@@ -205,11 +205,20 @@ def _spell_costs(rng: np.random.Generator, count: np.ndarray, mean_cost: float) 
     return _sparse(k * mean_cost * rng.lognormal(-(sd**2) / 2, sd), some)
 
 
-def step(statics: Statics, state: State, start_day: int, days: int, rngs: dict, detail: bool) -> Month:
+def step(
+    statics: Statics,
+    state: State,
+    start_day: int,
+    days: int,
+    rngs: dict,
+    detail: bool,
+    emergency_rate_ratio: np.ndarray | None = None,
+) -> Month:
     """Advance everyone one month (state is updated in place) and return the month's events.
 
     Statics have shape (people,); state arrays (people,) on the realised path or (replicates, people) in the
-    truth's futures (broadcasting). Draws for rare events are made only for the cells concerned."""
+    truth's futures (broadcasting). Draws for rare events are made only for the cells concerned.
+    `emergency_rate_ratio` multiplies each person's emergency-admission rate (a case-management service)."""
     shape = state.alive.shape
     age = (start_day - statics.birth_day).astype(np.float32) / 365.25  # per person
     active = state.alive & (statics.birth_floor_day < start_day)
@@ -231,6 +240,8 @@ def step(statics: Statics, state: State, start_day: int, days: int, rngs: dict, 
     hospital_rng = rngs["hospital"]
     emergency_rate = _rate(EMERGENCY_PER_YEAR, age) * np.exp(EMERGENCY_NEED_ELASTICITY * log_need) * on
     emergency_rate *= np.where(in_home, np.float32(CARE_HOME_EMERGENCY_RR), np.float32(1))
+    if emergency_rate_ratio is not None:
+        emergency_rate *= emergency_rate_ratio
     emergency = _poisson(hospital_rng, emergency_rate)
     had_emergency = emergency > 0
     via_ae = np.zeros(shape, np.int16)

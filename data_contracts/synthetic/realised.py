@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_contracts.dates import add_months, day_number
+from data_contracts.synthetic.case_management import CaseManagementService
 from data_contracts.synthetic.clinical import DEMENTIA
 from data_contracts.synthetic.engine import LATENT_STATIONARY_SD, State, Statics, step
 from data_contracts.synthetic.population import Population
@@ -129,7 +130,10 @@ def run_realised_path(
     timeline: Timeline,
     rngs: dict[str, np.random.Generator],
     progress: Callable[[float], None] | None = None,
+    service: CaseManagementService | None = None,
 ) -> RealisedPath:
+    """`service`: a case-management service that meets before each published month and changes the emergency
+    hazard of the people it case-manages (None: no service, the default population)."""
     size = population.size
     state = initial_state(size, rngs["latent"])
     first = -timeline.history_periods - BURN_IN_MONTHS
@@ -149,7 +153,10 @@ def run_realised_path(
         if period in (timeline.eval_period, timeline.score_period):
             snapshots[period] = state.copy()
         start, days = int(starts[i]), int(starts[i + 1] - starts[i])
-        month = step(statics, state, start, days, rngs, detail=not burn_in)
+        ratio = service.rate_ratio(period, start, state.alive) if service is not None and not burn_in else None
+        month = step(statics, state, start, days, rngs, detail=not burn_in, emergency_rate_ratio=ratio)
+        if service is not None and not burn_in:
+            service.observe(period, month.emergency, month.ae_only + month.emergency_via_ae)
 
         # Close episodes ended this month (before opening new ones: a placement ends home care).
         for open_ids, ending in ((open_home_care, month.home_care_ended), (open_care_home, np.zeros(size, bool))):

@@ -46,6 +46,7 @@ STREAM_NAMES: tuple[str, ...] = (
     "truth",
     "dirty",
     "drift",
+    "case_management",
 )
 
 

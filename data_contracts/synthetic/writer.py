@@ -29,6 +29,7 @@ END_COLUMNS: dict[str, tuple[str, ...]] = {
     "persons": ("date_of_death",),
     "apc_spells": ("discharge_date", "discharge_method", "discharge_destination", "discharge_ready_date"),
     "asc_events": ("event_end_date", "event_outcome"),
+    "caseload": ("case_management_end",),
 }
 COST_COLUMN = {"asc_events": "unit_cost"}
 DIRTY_TABLES = ("persons", *ACTIVITY_TABLES)  # where bad rows are planted
