@@ -23,8 +23,8 @@ in that fixed order (O(n) per replicate, no re-sorting). Using the same seed for
 gives paired replicates.
 
 Ranking vs probability: `rank_score` (optional) orders people for the discrimination and top-k metrics,
-while `p` is used for Brier and calibration. Pass the raw log-odds of an isotonic-calibrated model: the
-calibrator's flat steps would otherwise tie many people that the model itself separates.
+while `p` is used for Brier and calibration. Pass the raw log-odds of a calibrated model: the same order as its
+probabilities (the calibrators are strictly increasing), and a baseline's probability map may have steps.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class _SortedScores:
         self.y = y[self.order]
         self.p = p[self.order]
         # Calibration fits run on distinct logit(p) values with summed weights and events: identical
-        # results, and far fewer points when p has ties (an isotonic calibrator has a few dozen values).
+        # results, and far fewer points when p has ties (a baseline's step map has a few dozen values).
         self.logit_values, self.logit_index = np.unique(_logit(self.p), return_inverse=True)
         self.recalibration_start = (0.0, 1.0)  # (intercept, slope); warm start for bootstrap replicates
         self.offset_start = 0.0

@@ -307,6 +307,25 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+CALIBRATION_WORDS = {
+    "isotonic": (
+        "isotonic regression through the centroids of its blocks, interpolated in log-odds and continued beyond "
+        "them at the Platt slope, so the map is smooth and strictly increasing: people ranked apart read different "
+        "risks"
+    ),
+    "platt": "a logistic (Platt) map of the raw log-odds, shrunk towards the model's own probabilities",
+}
+
+
+def calibration_text(summary: Mapping[str, Any]) -> str:
+    """How the raw scores became probabilities, in words (what every "calibrated probability" rests on)."""
+    kind = summary.get("calibration")
+    words = CALIBRATION_WORDS.get(str(kind), str(kind))
+    rows, events = summary.get("calibration_rows"), summary.get("calibration_events")
+    fitted_on = f" Fitted on {rows} rows with {events} events held out from the boosting." if rows else ""
+    return f"The probabilities are {words}.{fitted_on}"
+
+
 def build_card(
     model: TrainedModel, model_evaluation: Evaluation, plots: Mapping[str, Path], version: str | None = None
 ) -> list[Block]:
@@ -356,6 +375,8 @@ def build_card(
             f"date. Best iteration {summary.get('best_iteration')}, training time {summary.get('train_seconds')} "
             f"s, calibration: {summary.get('calibration')}, {summary.get('features')} features."
         ),
+        Paragraph(calibration_text(summary)),
+        *([Paragraph(f"Warning: {summary['calibration_warning']}")] if summary.get("calibration_warning") else []),
         Paragraph(
             "Costs (the cost features and the high_cost outcome) are in "
             f"{summary.get('cost_currency', REFERENCE_CURRENCY)}, as the source recorded them: costs are never "

@@ -6,6 +6,7 @@ Fitting only fits: the time split and the person-grouped parts are `models/split
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -18,6 +19,8 @@ import polars as pl
 from models.calibration import Calibrator, calibration_kind, make_calibrator
 from models.settings import TrainingSettings
 from models.split import CALIBRATION, INDEX_DATE_COL, PERSON_COL, TRAIN, VALIDATION, TimeSplit, person_parts
+
+log = logging.getLogger("riskstrat.train")
 
 # --------------------------------------------------------------------------------------------- the model
 
@@ -135,8 +138,20 @@ class TrainedModel:
 
         raw_calibration = self.predict_raw_logodds(calibration)
         calibration_y = outcome_labels(calibration, self.outcome)
+        calibration_events = int(calibration_y.sum())
+        warning = None
+        if calibration_events < settings.calibration_min_events:
+            # Too few events: pool the validation part (it only chose when to stop boosting).
+            raw_calibration = np.r_[raw_calibration, self.predict_raw_logodds(validation)]
+            calibration_y = np.r_[calibration_y, y_valid]
+            warning = calibration_warning(
+                self.outcome, calibration_events, int(calibration_y.sum()), settings.calibration_min_events
+            )
+            log.warning(warning)
         kind = calibration_kind(settings.calibration, int(calibration_y.sum()), settings.isotonic_min_events)
-        self.calibrator_ = make_calibrator(kind).fit(raw_calibration, calibration_y)
+        self.calibrator_ = make_calibrator(kind, settings.calibration_prior_strength).fit(
+            raw_calibration, calibration_y
+        )
         self.training_summary_ = {
             "outcome": self.outcome,
             "best_iteration": best_iteration,
@@ -147,6 +162,9 @@ class TrainedModel:
                 CALIBRATION: _part_summary(calibration, self.outcome),
             },
             "calibration": kind,
+            "calibration_rows": len(calibration_y),
+            "calibration_events": int(calibration_y.sum()),
+            "calibration_warning": warning,
             "lightgbm_version": lgb.__version__,
         }
         return self
@@ -173,6 +191,16 @@ class TrainedModel:
         """TreeSHAP contributions on the log-odds scale: n x (features + 1), last column the base value."""
         booster = self._require_booster()
         return np.asarray(booster.predict(self.design_matrix(frame), pred_contrib=True), dtype=np.float64)
+
+
+def calibration_warning(outcome: str, part_events: int, pooled_events: int, min_events: int) -> str:
+    """The plain warning a model with too few calibration events carries (card, log, training summary)."""
+    return (
+        f"The {outcome} risks rest on few events: the calibration part held {part_events} (fewer than "
+        f"{min_events}), so it was pooled with the validation part ({pooled_events} events) and the map shrunk "
+        "towards the model's own probabilities. Read these risks as approximate: their order is sound, their "
+        "level less so."
+    )
 
 
 def outcome_labels(frame: pl.DataFrame, outcome: str) -> np.ndarray:

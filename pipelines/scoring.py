@@ -134,8 +134,8 @@ def score_population(
     population = population.with_columns(
         [pl.Series(f"risk_{o}", _calibrated(model, raw_scores[o])) for o, model in models.items()]
     )
-    # Rank by the ranking model's raw score: calibration (isotonic) maps it monotonically onto probabilities
-    # but in steps, and ranking on those steps would order ties arbitrarily.
+    # Rank by the ranking model's raw score: the calibrators are strictly increasing in it, so the order is the
+    # risks' order, and people with equal raw scores (equal risks) are ordered by the tie rule of `assign_tiers`.
     population = population.with_columns(ranking_score=pl.Series(raw_scores[ranking]))
     population = assign_tiers(population, "ranking_score", settings.scoring.tiers)
     teams = tables["teams"].collect()

@@ -177,3 +177,41 @@ def test_a_run_four_weeks_later_shows_who_rose_off_the_list(demo_run: tuple[dict
     assert rising.join(listed, on=["team_id", "person_id"], how="semi").is_empty()
     assert not set(rising["person_id"].to_list()) & opted_out
     assert rising.group_by("team_id").agg(pl.col("rising_rank").max())["rising_rank"].max() <= 20
+
+
+def test_two_trainings_of_the_same_database_give_identical_model_files_and_risk_scores(
+    demo_run: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """Same database, same settings: byte-identical model files and the same risk_scores (issue 14)."""
+    import hashlib
+    import shutil
+
+    from pipelines.scoring import score_population
+    from pipelines.settings import load_settings
+    from pipelines.training import train_all
+    from pipelines.warehouse import store_scores
+
+    _, home = demo_run
+    truth = home / "synthetic" / "truth.parquet"
+    runs = {}
+    for name in ("first", "second"):
+        run_home = tmp_path / name
+        run_home.mkdir()
+        shutil.copy(home / "riskstrat.duckdb", run_home / "riskstrat.duckdb")
+        overrides = {**SMALL_RUN, "home": str(run_home)}
+        overrides["training"] = {**SMALL_RUN["training"], "outcomes": ["emergency_admission"]}
+        settings = load_settings(None, overrides)
+        train_all(settings, truth)
+        version = run_home / "registry" / "emergency_admission" / "v0001"
+        files = {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(version.iterdir())
+            if p.name in ("model.txt", "calibrator.json", "features.json", "settings.json", "reference.json")
+        }
+        store_scores(settings.db, score_population(settings))
+        with duckdb.connect(str(settings.db), read_only=True) as con:
+            scores = con.sql("SELECT * FROM risk_scores ORDER BY ALL").fetchall()
+        runs[name] = (files, scores)
+    (first_files, first_scores), (second_files, second_scores) = runs["first"], runs["second"]
+    assert len(first_files) == 5 and first_files == second_files
+    assert first_scores and first_scores == second_scores

@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from data_contracts.dates import add_months
 from models.baselines import standard_baselines
-from models.calibration import IsotonicCalibrator, PlattCalibrator, calibration_kind
+from models.calibration import IsotonicCalibrator, PlattCalibrator, calibration_kind, calibrator_from_dict
 from models.evaluation import MODEL_NAME, SUBGROUP_COLUMNS, Evaluation, evaluate_outcome, print_comparison
 from models.metrics import evaluate, subgroup_metrics, top_label
 from models.split import CALIBRATION, TRAIN, VALIDATION, TimeSplit, assign_person_parts
@@ -188,10 +188,91 @@ def test_calibrated_model_has_slope_near_one(evaluation: Evaluation) -> None:
 def test_isotonic_calibration_never_predicts_exactly_zero_or_one(model: TrainedModel, eval_rows: pl.DataFrame) -> None:
     p = model.predict_proba(eval_rows)
     assert (p > 0).all() and (p < 1).all()
-    # Monotone in the raw score: ranking by raw log-odds never contradicts the calibrated probability.
+    # Strictly increasing in the raw score: ranking by raw log-odds never contradicts the calibrated
+    # probability, and people with different raw scores never read the same risk.
     raw = model.predict_raw_logodds(eval_rows)
-    order = np.argsort(raw)
-    assert (np.diff(p[order]) >= 0).all()
+    order = np.argsort(raw, kind="stable")
+    differs = np.diff(raw[order]) > 0
+    assert differs.sum() > 1000
+    assert (np.diff(p[order])[differs] > 0).all()
+    assert (np.diff(p[order])[~differs] == 0).all()
+
+
+def test_isotonic_calibration_is_smooth_and_keeps_rising_beyond_its_data(
+    model: TrainedModel, eval_rows: pl.DataFrame
+) -> None:
+    calibrator = model.calibrator_
+    assert isinstance(calibrator, IsotonicCalibrator) and calibrator.x_thresholds_ is not None
+    # The top 50 by raw score read 50 different risks (step isotonic gave them one value).
+    raw = np.sort(model.predict_raw_logodds(eval_rows))[::-1]
+    assert len(np.unique(calibrator.predict(raw[:50]))) == 50
+    # Beyond the first and last centroid the map goes on rising, at the Platt slope in log-odds.
+    low, high = calibrator.x_thresholds_[0], calibrator.x_thresholds_[-1]
+    grid = np.r_[low - 5, low - 1, np.linspace(low, high, 200), high + 1, high + 5]
+    p = calibrator.predict(grid)
+    assert (np.diff(p) > 0).all() and (p > 0).all() and (p < 1).all()
+    logit = np.log(p / (1 - p))
+    assert calibrator.tail_slope_ is not None and calibrator.tail_slope_ > 0
+    assert logit[-1] - logit[-2] == pytest.approx(4 * calibrator.tail_slope_, rel=1e-9)
+    # Continuous: no jump anywhere on a fine grid (the largest step is small beside the range).
+    fine = calibrator.predict(np.linspace(low - 1, high + 1, 20001))
+    assert np.max(np.diff(fine)) < 0.01
+
+
+def test_calibrators_round_trip_exactly_and_legacy_steps_still_load(model: TrainedModel) -> None:
+    raw = np.linspace(-8, 3, 500)
+    stored = json.loads(json.dumps(model.calibrator_.to_dict()))
+    again = calibrator_from_dict(stored)
+    assert np.array_equal(again.predict(raw), model.calibrator_.predict(raw))
+    legacy = calibrator_from_dict(
+        {"kind": "isotonic", "prior_events": 0.5, "prior_rows": 1.0, "x": [-3.0, -1.0, 0.0], "y": [0.1, 0.1, 0.4]}
+    )
+    assert legacy.predict(np.array([-5.0, -2.0, -0.5, 2.0])).tolist() == [0.1, 0.1, 0.25, 0.4]
+
+
+def test_platt_is_the_unpenalised_logistic_fit_and_its_prior_shrinks_towards_the_raw_probabilities() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    raw = rng.normal(-2.5, 1.0, 3000)
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(0.4 + 1.6 * raw)))).astype(float)
+    plain = PlattCalibrator().fit(raw, y)
+    reference = LogisticRegression(C=np.inf, max_iter=1000, tol=1e-10).fit(raw.reshape(-1, 1), y)
+    assert plain.slope_ == pytest.approx(float(reference.coef_[0, 0]), abs=1e-5)
+    assert plain.intercept_ == pytest.approx(float(reference.intercept_[0]), abs=1e-5)
+    few = slice(0, 150)  # about 15 events
+    unshrunk = PlattCalibrator().fit(raw[few], y[few])
+    shrunk = PlattCalibrator(prior_strength=10.0).fit(raw[few], y[few])
+    assert abs(shrunk.slope_ - 1) < abs(unshrunk.slope_ - 1)
+
+
+def test_too_few_calibration_events_pool_the_validation_part_and_warn() -> None:
+    small = make_training_frame(n_people=500, seed=5)
+    model = train_outcome(
+        small,
+        OUTCOME,
+        FEATURES,
+        CATEGORICAL_FEATURES,
+        latest_split(small, EVAL_DATE),
+        fast_settings(calibration="auto", calibration_min_events=100),
+    )
+    summary = model.training_summary_
+    parts = summary["parts"]
+    assert parts["calibration"]["events"] < 100
+    assert summary["calibration_rows"] == parts["calibration"]["rows"] + parts["validation"]["rows"]
+    assert summary["calibration_events"] == parts["calibration"]["events"] + parts["validation"]["events"]
+    assert summary["calibration"] == "platt" and "approximate" in summary["calibration_warning"]
+    assert isinstance(model.calibrator_, PlattCalibrator) and model.calibrator_.prior_strength == 10.0
+    plenty = train_outcome(
+        small,
+        OUTCOME,
+        FEATURES,
+        CATEGORICAL_FEATURES,
+        latest_split(small, EVAL_DATE),
+        fast_settings(calibration="auto", calibration_min_events=1),
+    )
+    assert plenty.training_summary_["calibration_warning"] is None
+    assert plenty.training_summary_["calibration_rows"] == parts["calibration"]["rows"]
 
 
 def test_platt_calibration_also_calibrates(frame: pl.DataFrame) -> None:
