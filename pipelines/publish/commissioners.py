@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.publish import html
+from pipelines.publish.cells import csv_text
 from pipelines.publish.checks import require
 from pipelines.publish.folder import Folder
 from pipelines.publish.publication import SUMMARY_COLUMNS, Provenance
@@ -44,7 +45,7 @@ def publish_commissioners(
         model_versions=pl.lit(prov.model_versions_text),
         data_batches=pl.lit(prov.data_batches_text),
     )
-    folder.write("commissioners/summary.csv", stamped.write_csv(include_bom=True), stamped.height)
+    folder.write("commissioners/summary.csv", csv_text(stamped), stamped.height)
     folder.write("commissioners/summary.html", html.summary_page(summary, prov, teams, templates), summary.height)
 
 

@@ -15,6 +15,7 @@ from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
+from pipelines.publish.cells import workbook_value
 from pipelines.publish.charts import tier_colours
 from pipelines.publish.publication import OPTED_OUT, OUTCOME_RISK_COLUMNS, REID_COLUMNS, Provenance
 from pipelines.publish.wording import (
@@ -195,9 +196,7 @@ def _change_rows(team: TeamData) -> tuple[list[dict[str, Any]], int]:
 
 
 def _styled(ws: Any, value: Any, style: str) -> WriteOnlyCell:
-    cell = WriteOnlyCell(ws, value)
-    cell.style = style
-    return cell
+    return workbook_value(ws, value, style)
 
 
 def _write_table(ws: Any, cols: Sequence[_Col], records: Sequence[dict[str, Any]]) -> None:
@@ -219,7 +218,7 @@ def _write_table(ws: Any, cols: Sequence[_Col], records: Sequence[dict[str, Any]
 
 def _excel_cell(ws: Any, value: Any, col: _Col) -> Any:
     if col.style is None or value is None:
-        return value  # a plain value is much cheaper to stream than a styled cell
+        return workbook_value(ws, value)
     if col.style == "link":
         # The person's page, next to the workbook in the team's folder.
         cell = _styled(ws, value, "Hyperlink")

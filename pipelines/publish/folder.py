@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.publish.publication import Provenance
+
+log = logging.getLogger("riskstrat")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ def staging_dir(dest: Path) -> Iterator[Path]:
     one moves in and is restored if that fails, so `dest` is always either the old run or the new one
     (apart from the instant between the two renames: Linux has no portable atomic directory swap)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(dest.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         yield staging
@@ -61,6 +66,31 @@ def staging_dir(dest: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[A-Za-z0-9_]+$")
+
+
+def clean_leftovers(parent: Path) -> list[str]:
+    """What a killed publish left beside the run folders, put right before the next one starts: a half-built
+    staging folder (`.<as_of>.tmp-*`, people's pages among its files) is removed; a previous run moved aside
+    (`.<as_of>.old-*`) goes back into place if the kill came between the two renames, else is removed. Returns
+    what was done, one line each (folder names only)."""
+    done: list[str] = []
+    for path in sorted(parent.iterdir()) if parent.is_dir() else []:
+        match = _LEFTOVER.match(path.name)
+        if match is None or not path.is_dir():
+            continue
+        dest = parent / match["name"]
+        if match["kind"] == "old" and not dest.exists():
+            os.rename(path, dest)
+            done.append(f"restored {dest.name} from {path.name}")
+        else:
+            shutil.rmtree(path)
+            done.append(f"removed {path.name}")
+    for line in done:
+        log.warning("publish: %s (left by an interrupted run)", line)
+    return done
 
 
 def _swap_into_place(staging: Path, dest: Path) -> None:

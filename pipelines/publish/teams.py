@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.publish import excel, html
+from pipelines.publish.cells import csv_text
 from pipelines.publish.folder import Folder, Written
 from pipelines.publish.publication import (
     LIST_COLUMNS,
@@ -161,14 +162,13 @@ def _rows_by_person(frame: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
 
 
 def _list_csv(rows: pl.DataFrame) -> str:
-    """Known columns in reading order, then anything extra; the provenance columns are on every row. A BOM so
-    that Excel reads the £ signs in care packages correctly."""
+    """Known columns in reading order, then anything extra; the provenance columns are on every row."""
     front = ["rank", "person_id", *[c for c in REID_COLUMNS if c in rows.columns]]
     rest = [c for c in LIST_COLUMNS if c in rows.columns and c not in front]
     # An allow-list, not "everything the frame holds": a column added upstream (a postcode, a date of birth)
     # must not reach the teams' files without someone deciding it should.
     ordered = rows.select(*front, *[c for c in rest if c not in PROVENANCE_COLUMNS], *PROVENANCE_COLUMNS)
-    return ordered.write_csv(include_bom=True)
+    return csv_text(ordered)
 
 
 def _rising_csv(rising: pl.DataFrame, prov: Provenance) -> str:
@@ -176,14 +176,12 @@ def _rising_csv(rising: pl.DataFrame, prov: Provenance) -> str:
     front = ["rising_rank", "person_id", *[c for c in REID_COLUMNS if c in rising.columns]]
     rest = [c for c in SCHEMAS["rising_risk"] if c not in front and c != "team_id"]
     stamped = {c: v for c, v in prov.list_columns().items() if c in PROVENANCE_COLUMNS}
-    return (
-        rising.select("team_id", *front, *rest)
-        .with_columns(pl.lit(v).alias(c) for c, v in stamped.items())
-        .write_csv(include_bom=True)
+    return csv_text(
+        rising.select("team_id", *front, *rest).with_columns(pl.lit(v).alias(c) for c, v in stamped.items())
     )
 
 
 def _technical_csv(rows: pl.DataFrame) -> str:
     """The model's numbers behind each listed person (pseudonymised ids only), for whoever checks the model."""
     columns = [c for c in TECHNICAL_COLUMNS if c in rows.columns]
-    return rows.select(*columns, *PROVENANCE_COLUMNS).write_csv(include_bom=True)
+    return csv_text(rows.select(*columns, *PROVENANCE_COLUMNS))

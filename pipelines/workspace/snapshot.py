@@ -26,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from features.inputs import add_months
+from pipelines.publish.folder import clean_leftovers
 from pipelines.publish.publication import Publication
 
 log = logging.getLogger("riskstrat.workspace")
@@ -90,6 +91,7 @@ def write_snapshot(workspace_dir: Path, run: PublishedRun) -> Path:
         "summary": run.summary,
     }
     name = f"{run.provenance['run_id']}-{uuid.uuid4().hex[:8]}"
+    clean_leftovers(runs)  # a killed earlier write leaves a hidden staging folder of person rows
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=runs))
     try:
         for key, frame in frames.items():
