@@ -765,6 +765,34 @@ def test_leftovers_of_a_killed_publish_are_put_right_at_the_next(tmp_path: Path)
     assert (tmp_path / AS_OF.isoformat() / "manifest.json").exists()
 
 
+def test_an_opt_out_after_publishing_reaches_the_earlier_weeks_files(tmp_path: Path) -> None:
+    week_1 = AS_OF - timedelta(weeks=1)
+    # Last week the person had not opted out: they were on T1's list, named by T1's key, a leaver of T2's
+    # and a riser of T1's.
+    _publish(tmp_path, provenance=replace(PROVENANCE, as_of=week_1), opted_out_ids=frozenset())
+    earlier = tmp_path / week_1.isoformat()
+    assert any(_contains(p, OPTED_OUT) for p in _all_files(earlier))
+    untouched = (earlier / "teams/T1/people/frail_90_with_homecare.html").read_bytes()
+    report = _publish(tmp_path)  # this week: they have opted out
+    assert report.earlier_outputs.changed_folders == [week_1.isoformat()]
+    for path in _all_files(earlier):
+        assert OPTED_OUT not in str(path) and not _contains(path, OPTED_OUT), path
+        assert not _contains(path, "Opted Outperson") and not _contains(path, "9990009990"), path
+    assert pl.read_csv(earlier / "teams/T1/T1_list.csv")["rank"].to_list() == [1, 2, 3]
+    assert pl.read_csv(earlier / "teams/T1/T1_rising_risk.csv")["rising_rank"].to_list() == [1, 2]
+    workbook = openpyxl.load_workbook(earlier / "teams/T1/T1_list.xlsx")
+    assert [r[0] for r in workbook["List"].iter_rows(min_row=2, values_only=True) if any(r)] == [1, 2, 3]
+    assert (earlier / "teams/T1/people/frail_90_with_homecare.html").read_bytes() == untouched
+    manifest = json.loads((earlier / "manifest.json").read_text())
+    assert {e["path"] for e in manifest["files"]} == {
+        str(p.relative_to(earlier)) for p in _all_files(earlier) if p.name != "manifest.json"
+    }
+    for entry in manifest["files"]:
+        assert hashlib.sha256((earlier / entry["path"]).read_bytes()).hexdigest() == entry["sha256"], entry["path"]
+    again = _publish(tmp_path)
+    assert again.earlier_outputs.changed_folders == [] and again.earlier_outputs.files_rewritten == 0
+
+
 def test_rerun_replaces_the_folder(tmp_path: Path) -> None:
     _publish(tmp_path)
     stale = tmp_path / AS_OF.isoformat() / "teams" / "T1" / "people" / "stale_person.html"

@@ -4,13 +4,14 @@ and the manifest into a staging folder that replaces the week's folder only when
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from features.inputs import add_months
 from pipelines.publish import checks, commissioners, teams
+from pipelines.publish.erasure import OutputErasure, erase_from_outputs
 from pipelines.publish.folder import Folder, staging_dir, write_manifest
 from pipelines.publish.guard import guard
 from pipelines.publish.publication import ACTIVITY_MONTHS, Publication
@@ -24,6 +25,7 @@ class PublishReport:
     teams: int
     people_listed: int
     guard_dropped: int
+    earlier_outputs: OutputErasure = field(default_factory=OutputErasure)  # erasure in earlier weeks' folders
 
 
 def publish(
@@ -46,6 +48,8 @@ def publish(
     checks.warn_unknown_reid_teams(keys, team_names)
     guarded, keys, dropped = guard(checked, keys)
     dest = Path(out_dir) / prov.as_of.isoformat()
+    # People who opted out since an earlier week was published leave that week's files too.
+    erased = erase_from_outputs(Path(out_dir), checked.opted_out_ids, skip=[dest.name])
     with staging_dir(dest) as staging:
         folder = Folder(staging)
         window = (add_months(prov.as_of, -ACTIVITY_MONTHS), prov.as_of)
@@ -60,5 +64,9 @@ def publish(
     )
     files = [dest / w.path for w in folder.written] + [dest / "manifest.json"]
     return PublishReport(
-        files=files, teams=len(team_names), people_listed=guarded.team_list.height, guard_dropped=dropped
+        files=files,
+        teams=len(team_names),
+        people_listed=guarded.team_list.height,
+        guard_dropped=dropped,
+        earlier_outputs=erased,
     )
