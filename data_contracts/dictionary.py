@@ -21,8 +21,12 @@ def _rules(column: Column) -> str:
         parts.append(f"≤ {column.maximum:g}")
     if column.pattern:
         parts.append(f"pattern `{column.pattern}`")
+    if column.type == "string" and not column.derived:
+        parts.append(f"at most {column.max_length} characters, no control characters")
     if column.event_date:
         parts.append("not after extract date, not before birth")
+    if column.year_not_after_extract:
+        parts.append("not after the extract date's year")
     if column.derived:
         parts.append("set by the loader")
     return "; ".join(parts)

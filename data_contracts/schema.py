@@ -32,6 +32,14 @@ POLARS_TYPES: dict[str, pl.DataType] = {
 }
 
 
+TEXT_MAX_LENGTH = 200
+"""The longest text value any column accepts unless it declares another: longer is a corrupt or hostile file."""
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Identifiers of people, practices, teams and areas: letters, digits, `_ . -`, at most 64 characters. Person and
+team ids become file names and links in the published outputs, so nothing else may reach them. (Record ids, such
+as a spell's, may be composed from a source's keys and are held to the length and control-character rule only.)"""
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -42,6 +50,10 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     pattern: str | None = None
+    # Text longer than this, or holding control characters (a NUL, a line break), is a bad_format.
+    max_length: int = TEXT_MAX_LENGTH
+    # A calendar year (a birth year) that must not lie after the batch's extract date.
+    year_not_after_extract: bool = False
     # Dates that must not lie after the batch's extract date nor before the person's birth.
     event_date: bool = False
     # Filled in by the loader (imputation, lineage), never expected in an input file.

@@ -6,17 +6,26 @@ Codes mirror the national datasets (SUS/HES APC, ECDS, outpatients, CLD); see
 
 from __future__ import annotations
 
-from data_contracts.schema import Column, OrderRule, RequiredWhen, Table
+from data_contracts.schema import ID_PATTERN, Column, OrderRule, RequiredWhen, Table
 
 
 def _person_id(description: str = "Pseudonymised person id (e.g. a pseudonymised NHS number).") -> Column:
-    return Column("person_id", "string", description, required=True)
+    return Column("person_id", "string", description, required=True, pattern=ID_PATTERN)
+
+
+COST_MAXIMUM = 10_000_000.0
+"""No single activity row costs ten million in any currency riskstrat reads (the dearest NHS spells cost well
+under one million pounds): a larger value is a corrupt file, not a patient, and would dominate every total."""
 
 
 def _cost(what: str) -> tuple[Column, Column]:
     return (
         Column(
-            "cost", "float", f"Cost of the {what} in GBP; imputed from the unit-cost table when missing.", minimum=0
+            "cost",
+            "float",
+            f"Cost of the {what} in GBP; imputed from the unit-cost table when missing.",
+            minimum=0,
+            maximum=COST_MAXIMUM,
         ),
         Column(
             "cost_imputed", "bool", "True when `cost` was imputed from the reference unit-cost table.", derived=True
@@ -31,13 +40,21 @@ PERSONS = Table(
     person_linked=False,
     columns=(
         _person_id(),
-        Column("birth_year", "int", "Year of birth.", required=True, minimum=1890, maximum=2100),
+        Column(
+            "birth_year",
+            "int",
+            "Year of birth.",
+            required=True,
+            minimum=1890,
+            maximum=2100,
+            year_not_after_extract=True,
+        ),
         Column("birth_month", "int", "Month of birth (1-12).", minimum=1, maximum=12),
         Column("sex", "string", "Person stated gender code.", required=True, codelist="sex"),
         Column("ethnicity_group", "string", "Top-level ethnic group.", codelist="ethnicity_group"),
-        Column("lsoa", "string", "Lower layer super output area of residence."),
+        Column("lsoa", "string", "Lower layer super output area of residence.", pattern=ID_PATTERN),
         Column("imd_decile", "int", "Index of Multiple Deprivation decile (1 = most deprived).", minimum=1, maximum=10),
-        Column("gp_practice", "string", "Registered GP practice code.", required=True),
+        Column("gp_practice", "string", "Registered GP practice code.", required=True, pattern=ID_PATTERN),
         Column("date_of_death", "date", "Date of death, empty when alive.", event_date=True),
     ),
 )
@@ -239,7 +256,7 @@ ASC_EVENTS = Table(
     columns=(
         Column("event_id", "string", "Event identifier.", required=True),
         _person_id(),
-        Column("la_code", "string", "Local authority code.", required=True),
+        Column("la_code", "string", "Local authority code.", required=True, pattern=ID_PATTERN),
         Column(
             "event_type", "string", "Request, Assessment, Service or Review.", required=True, codelist="asc_event_type"
         ),
@@ -254,9 +271,15 @@ ASC_EVENTS = Table(
         Column("service_component", "string", "CLD Release 2 service component.", codelist="asc_service_component"),
         Column("primary_support_reason", "string", "Primary support reason.", codelist="asc_primary_support_reason"),
         Column("event_outcome", "string", "Event outcome.", codelist="asc_event_outcome"),
-        Column("unit_cost", "float", "Unit cost in GBP.", minimum=0),
+        Column("unit_cost", "float", "Unit cost in GBP.", minimum=0, maximum=COST_MAXIMUM),
         Column("cost_frequency_unit_type", "string", "What the unit cost is per.", codelist="asc_cost_frequency"),
-        Column("planned_units_per_week", "float", "Planned units per week (hours, days or sessions).", minimum=0),
+        Column(
+            "planned_units_per_week",
+            "float",
+            "Planned units per week (hours, days or sessions); a week has 168 hours.",
+            minimum=0,
+            maximum=168,
+        ),
         Column(
             "weekly_cost", "float", "Weekly cost derived by the CLD rule (one-off costs: the whole cost).", derived=True
         ),
@@ -271,8 +294,8 @@ TEAMS = Table(
     grain=("gp_practice",),
     person_linked=False,
     columns=(
-        Column("gp_practice", "string", "GP practice code.", required=True),
-        Column("team_id", "string", "Team identifier.", required=True),
+        Column("gp_practice", "string", "GP practice code.", required=True, pattern=ID_PATTERN),
+        Column("team_id", "string", "Team identifier.", required=True, pattern=ID_PATTERN),
         Column("team_name", "string", "Team name.", required=True),
         Column("capacity", "int", "How many people the team can case-manage at once.", required=True, minimum=1),
     ),
@@ -292,7 +315,7 @@ CASELOAD = Table(
     ),
     columns=(
         _person_id(),
-        Column("team_id", "string", "Team that made the decision.", required=True),
+        Column("team_id", "string", "Team that made the decision.", required=True, pattern=ID_PATTERN),
         Column("decision", "string", "What the team decided.", required=True, codelist="caseload_decision"),
         Column("discussed_date", "date", "Date the person was discussed at the MDT meeting.", event_date=True),
         Column("decision_date", "date", "Date the decision was made.", required=True, event_date=True),

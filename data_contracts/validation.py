@@ -12,7 +12,10 @@ string). Each row then ends up in exactly one of:
 
 `CHECK_ORDER` (row-level checks first, then checks against other rows and tables):
 missing_required, bad_date (a date written the contract's way, YYYY-MM-DD, that does not exist: 2025-04-31; never
-shifted), bad_type, unknown_code, out_of_range, bad_format, future_date, the table's order rules
+shifted), bad_type (a date in any other shape, 2026-1-5 included), unknown_code, out_of_range (costs above
+`tables.COST_MAXIMUM` among them), bad_format (a pattern, an identifier outside `schema.ID_PATTERN`, text longer
+than its column's `max_length` or holding control characters), future_date (a birth year after the extract date
+among them), the table's order rules
 (e.g. discharge_before_admission, in declaration order), its conditional requirements (e.g. a caseload
 decision of "not appropriate" needs a reason code), before_birth, unlinked_person, duplicate_key,
 duplicate_row.
@@ -63,6 +66,8 @@ PERSON_LOOKUP_COLUMNS = ("person_id", "birth_year", "birth_month")
 _BOOL_TEXT = {"true": True, "t": True, "1": True, "yes": True, "y": True}
 _BOOL_TEXT |= {"false": False, "f": False, "0": False, "no": False, "n": False}
 DATE_FORMAT = "%Y-%m-%d"
+ISO_DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}$"
+_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
 
 class FileRejected(Exception):
@@ -155,7 +160,8 @@ def parse_text(text: pl.Expr, column_type: str) -> pl.Expr:
         number = text.cast(pl.Float64, strict=False)
         return pl.when(number.is_finite()).then(number)
     if column_type == "date":
-        return text.str.to_date(DATE_FORMAT, strict=False)
+        # Only the contract's shape: the parser alone would also read 2026-1-5 and 1-1-1.
+        return pl.when(text.str.contains(ISO_DATE_SHAPE)).then(text.str.to_date(DATE_FORMAT, strict=False))
     if column_type == "bool":
         return text.str.to_lowercase().replace_strict(_BOOL_TEXT, default=None, return_dtype=pl.Boolean)
     raise ValueError(f"unknown column type {column_type}")
@@ -220,7 +226,7 @@ def birth_floor(year: pl.Expr, month: pl.Expr) -> pl.Expr:
 
 def _iso_shaped(raw: pl.Expr) -> pl.Expr:
     """The value has the contract's date shape (YYYY-MM-DD), whether or not that day exists."""
-    return clean_text(raw).str.contains(r"^\d{4}-\d{2}-\d{2}$").fill_null(False)
+    return clean_text(raw).str.contains(ISO_DATE_SHAPE).fill_null(False)
 
 
 def _value_checks(table: Table, extract_date: date | None) -> list[_Check]:
@@ -250,12 +256,19 @@ def _value_checks(table: Table, extract_date: date | None) -> list[_Check]:
         if c.maximum is not None:
             checks.append(_Check("out_of_range", c.name, pl.col(c.name) > c.maximum))
     for c in columns:
+        if c.type == "string":
+            # Longer than any real value, or a NUL or line break inside: a corrupt or hostile file.
+            text = pl.col(c.name)
+            odd = (text.str.len_chars() > c.max_length) | text.str.contains(_CONTROL_CHARACTERS)
+            checks.append(_Check("bad_format", c.name, odd))
         if c.pattern:
             checks.append(_Check("bad_format", c.name, ~pl.col(c.name).str.contains(c.pattern)))
     if extract_date is not None:
         for c in columns:
             if c.event_date:
                 checks.append(_Check("future_date", c.name, pl.col(c.name) > pl.lit(extract_date)))
+            if c.year_not_after_extract:
+                checks.append(_Check("future_date", c.name, pl.col(c.name) > extract_date.year))
     for rule in table.order_rules:
         checks.append(_Check(rule.reason, rule.later, pl.col(rule.later) < pl.col(rule.earlier)))
     for need in table.required_when:

@@ -82,6 +82,17 @@ BAD_INPUTS: dict[str, tuple[str, Row, str, str]] = {
     "out_of_range_birth_month": ("persons", {"birth_month": "13"}, "out_of_range", "birth_month"),
     "bad_format": ("apc_spells", {"primary_diagnosis": "I50.0"}, "bad_format", "primary_diagnosis"),
     "future_date": ("gp_events", {"event_date": "2025-01-02"}, "future_date", "event_date"),
+    # Plausibility (issue 17): values a parser accepts but no real record holds.
+    "bad_type_unpadded_date": ("gp_events", {"event_date": "2024-6-5"}, "bad_type", "event_date"),
+    "bad_type_tiny_date": ("gp_events", {"event_date": "1-1-1"}, "bad_type", "event_date"),
+    "out_of_range_huge_cost": ("ae_attendances", {"cost": "1e12"}, "out_of_range", "cost"),
+    "out_of_range_largest_float_cost": ("apc_spells", {"cost": "1e308"}, "out_of_range", "cost"),
+    "future_date_birth_year": ("persons", {"birth_year": "2026"}, "future_date", "birth_year"),
+    "bad_format_id_characters": ("teams", {"team_id": "../../etc/passwd"}, "bad_format", "team_id"),
+    "bad_format_id_length": ("persons", {"gp_practice": "P" * 65}, "bad_format", "gp_practice"),
+    "bad_format_record_id_too_long": ("gp_events", {"event_id": "e" * 201}, "bad_format", "event_id"),
+    "bad_format_million_character_lsoa": ("persons", {"lsoa": "E" * 1_000_000}, "bad_format", "lsoa"),
+    "bad_format_nul_in_text": ("teams", {"team_name": "North\x00MDT"}, "bad_format", "team_name"),
     "discharge_before_admission": (
         "apc_spells",
         {"discharge_date": "2024-02-28"},
