@@ -15,3 +15,8 @@ class DomainError(Exception):
 class NotReadyError(DomainError):
     """A step needs what an earlier step makes (a database, a loaded batch, a current model); the message names
     the step to run first."""
+
+
+class DatabaseBusy(DomainError):
+    """Another run holds the warehouse's write lock (DuckDB allows one writing process): the message says which
+    process and since when."""

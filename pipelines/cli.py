@@ -367,6 +367,11 @@ def serve(config: ConfigOption = None, home: HomeOption = None) -> None:
     settings = _load(config, {"home": home})
     from prefect import serve as prefect_serve
 
+    from pipelines.warehouse import SCHEDULED_WAIT_SECONDS, WAIT_ENV
+
+    # A scheduled run queues behind a long manual one instead of failing at once.
+    os.environ.setdefault(WAIT_ENV, str(SCHEDULED_WAIT_SECONDS))
+
     from pipelines.schedule import deployments
 
     if not os.environ.get("PREFECT_API_URL"):

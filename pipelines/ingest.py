@@ -52,6 +52,7 @@ from data_contracts.validation import (
 from pipelines.warehouse import (
     QUARANTINE,
     MixedCurrencies,
+    connect,
     database_currency,
     ensure_schema,
     erase_people,
@@ -370,7 +371,7 @@ def ingest_batch(
     started = time.perf_counter()
     settings = settings or IngestSettings()
     batch = read_batch(batch_dir)
-    con = duckdb.connect(str(db_path))
+    con = connect(db_path, read_only=False)
     try:
         con.begin()
         ensure_schema(con)

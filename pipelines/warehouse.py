@@ -15,10 +15,13 @@ read). Ingest (`pipelines.ingest`) loads batches through these; training and sco
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +29,7 @@ import duckdb
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from data_contracts.errors import DomainError, NotReadyError
+from data_contracts.errors import DatabaseBusy, DomainError, NotReadyError
 from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.schema import Table
 from data_contracts.tables import COSTED_EVENT_DATES, OPT_OUTS, PERSONS, TABLES
@@ -228,10 +231,51 @@ WAREHOUSE_TABLES: dict[str, WarehouseTable] = {
 # ---------------------------------------------------------------------------------------------- schema
 
 
+WAIT_ENV = "RISKSTRAT_DB_WAIT_SECONDS"
+"""How long a connection waits for another run's lock before giving up: 0 (fail at once) for a command typed by
+a person; `riskstrat serve` sets it for scheduled runs, which should queue behind a long manual run."""
+SCHEDULED_WAIT_SECONDS = 3600
+_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
 def connect(db_path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    if read_only and not Path(db_path).exists():
+    """A connection to the warehouse. Writing creates the database (and its folder) if absent. When another
+    process holds the lock, waits up to $RISKSTRAT_DB_WAIT_SECONDS, then fails with `DatabaseBusy` naming it."""
+    path = Path(db_path)
+    if read_only and not path.exists():
         raise NotReadyError(f"no riskstrat database at {db_path}: run `riskstrat ingest` first")
-    return duckdb.connect(str(db_path), read_only=read_only)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + float(os.environ.get(WAIT_ENV) or 0)
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "Could not set lock" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(
+                    f"another run holds the database {db_path}{_holder(str(exc))}: wait for it to "
+                    "finish (scheduled runs wait up to $" + WAIT_ENV + " seconds)"
+                ) from None
+            time.sleep(1.0)
+
+
+def _holder(message: str) -> str:
+    """ " (process 1234, running since 2026-12-02 14:02:11)" from DuckDB's lock message and /proc, as far as
+    they tell."""
+    found = _HOLDER.search(message)
+    if found is None:
+        return ""
+    pid = found[1]
+    try:
+        # Field 22 of /proc/<pid>/stat: start time in clock ticks after boot (the name, field 2, may hold spaces).
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line[:5] == "btime")
+        started = datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK")).isoformat(" ", "seconds")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return f" (process {pid})"
+    return f" (process {pid}, running since {started})"
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

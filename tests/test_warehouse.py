@@ -66,3 +66,47 @@ def test_erasing_a_person_reaches_every_table_declared_to_hold_person_rows() -> 
         assert left == ([("kept",), (None,)] if rows.keep_row else [("kept",)]), name
     assert {"persons", "apc_spells", "quarantine", "risk_scores", "team_list_history"} <= set(erasable)
     assert "opt_outs" not in erasable  # the objection itself is kept
+
+
+def test_a_second_writer_is_told_who_holds_the_database_and_a_scheduled_one_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from data_contracts.errors import DatabaseBusy
+    from pipelines.warehouse import WAIT_ENV, connect
+
+    db = tmp_path / "riskstrat.duckdb"
+    connect(db, read_only=False).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(3)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv(WAIT_ENV, "0")
+        with pytest.raises(
+            DatabaseBusy, match=rf"another run holds the database .* \(process {holder.pid}, running since "
+        ):
+            connect(db, read_only=False)
+        monkeypatch.setenv(WAIT_ENV, "30")
+        started = time.monotonic()
+        connect(db, read_only=False).close()  # waits for the holder to finish instead of failing
+        assert time.monotonic() - started < 30
+    finally:
+        holder.wait(timeout=30)
+
+
+def test_writing_creates_the_database_folder(tmp_path: Path) -> None:
+    from pipelines.warehouse import connect
+
+    db = tmp_path / "not" / "yet" / "riskstrat.duckdb"
+    connect(db, read_only=False).close()
+    assert db.exists()
