@@ -34,7 +34,6 @@ COMPARISON_SCHEMA = {
 }
 
 
-
 class Scorer(Protocol):
     """What `compare` needs from a model or a baseline."""
 

@@ -369,6 +369,12 @@ class ModelRegistry:
         model.training_summary_ = {k: v for k, v in summary.items() if k not in model.split_.to_dict()}
         return model
 
+    def model_digest(self, outcome: str, version: str) -> str:
+        """The sha256s of what scores with a version (the booster and its calibrator), from its manifest: two
+        versions with equal digests give equal scores."""
+        manifest = _read_json(self.version_dir(outcome, version) / "manifest.json")
+        return ";".join(f"{name}={manifest[name]}" for name in ("model.txt", "calibrator.json"))
+
     def load_evaluation(self, outcome: str, version: str) -> Evaluation:
         """The evaluation stored with `outcome`/`version` (the model's, and its baselines' when evaluated)."""
         folder = self.version_dir(outcome, version)

@@ -8,6 +8,7 @@ counts only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ from pipelines.publish import Provenance, Publication
 from pipelines.publish.publication import ACTIVITY_MONTHS, SCHEMAS, RisingRiskRule
 from pipelines.settings import Settings
 from pipelines.warehouse import (
-    batch_ids,
+    batch_checksums,
     cost_currency,
     earlier_scores,
     earliest_event_date,
@@ -95,9 +96,12 @@ class ScoreResult:
         }
 
 
-def run_id_for(as_of: date, model_versions: dict[str, str], batches: list[str]) -> str:
-    """Deterministic: the same data and models give the same run id (and the same outputs)."""
-    key = json.dumps({"as_of": str(as_of), "models": model_versions, "batches": batches}, sort_keys=True)
+def run_id_for(as_of: date, models: dict[str, str], batches: dict[str, str], settings: dict[str, object]) -> str:
+    """Deterministic, and different whenever an output could differ: the as-of date, each model's file hashes
+    (`ModelRegistry.model_digest`), each batch's id and checksum, and the settings that shape scoring."""
+    key = json.dumps(
+        {"as_of": str(as_of), "models": models, "batches": batches, "settings": settings}, sort_keys=True, default=str
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
@@ -120,8 +124,11 @@ def score_population(
     if ranking not in versions:
         raise NotReadyError(f"no current model for the ranking outcome {ranking!r}: run `riskstrat train` first")
     models = {o: registry.load(o, v) for o, v in versions.items()}
-    batches = batch_ids(settings.db)
-    run_id = run_id_for(as_of, versions, batches)
+    checksums = batch_checksums(settings.db)
+    batches = list(checksums)
+    digests = {o: registry.model_digest(o, v) for o, v in versions.items()}
+    shaping = {"scoring": dataclasses.asdict(settings.scoring), "outcomes": dataclasses.asdict(settings.outcomes)}
+    run_id = run_id_for(as_of, digests, checksums, shaping)
 
     features = build_features(tables, as_of, history_start=earliest_event_date(settings.db)).collect()
     risk_col = f"risk_{ranking}"

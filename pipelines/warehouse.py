@@ -381,6 +381,13 @@ def batch_ids(db_path: Path) -> list[str]:
         return [row[0] for row in con.execute("SELECT batch_id FROM batches ORDER BY batch_id").fetchall()]
 
 
+def batch_checksums(db_path: Path) -> dict[str, str]:
+    """Every loaded batch's id and the sha256 over its files, in load order."""
+    with connect(db_path) as con:
+        rows = con.execute("SELECT batch_id, files_sha256 FROM batches ORDER BY batch_id").fetchall()
+    return {batch_id: checksum or "" for batch_id, checksum in rows}
+
+
 def earliest_event_date(db_path: Path) -> date | None:
     """The first admission, attendance or contact date loaded: where usable history begins."""
     with connect(db_path) as con:
