@@ -60,8 +60,8 @@ def week_on_week(
     previous: last week's lists (team_id, person_id, rank, risk) or None on the first run.
     status:   one row per person on last week's lists: person_id, died (bool), opted_out (bool),
               team_id_now (str or null). A null person_id on last week's list means "opted out since".
-    Reasons for leaving, in order: opted out, died, moved team, risk fell. Opted-out leavers keep no id:
-    they may only be counted.
+    Reasons for leaving, in order: opted out, died, moved team, risk fell. Opted-out leavers keep no id
+    (publishing drops them altogether).
     A change of at least `rising_threshold` (absolute probability) counts as rising or falling.
     """
     if previous is None or previous.height == 0:

@@ -418,21 +418,29 @@ def test_opted_out_person_appears_in_no_file(published: Published) -> None:
     offenders = [p.relative_to(published.root) for p in files if _contains(p, OPTED_OUT)]
     assert offenders == []
     assert not any(_contains(p, "Opted Outperson") or _contains(p, "9990009990") for p in files)
-    # team list 1 + explanations 5 + activity 1 + population 1 + leavers 1 + rising risk 1 + T1's key 1
-    assert published.report.guard_dropped == 11
+    # team list 1 + explanations 5 + activity 1 + population 1 + leavers 2 (planted, and one kept with no id)
+    # + rising risk 1 + T1's key 1
+    assert published.report.guard_dropped == 12
 
 
 def test_no_staging_folders_are_left_behind(published: Published) -> None:
     assert [p.name for p in published.root.parent.iterdir()] == [AS_OF.isoformat()]
 
 
-def test_opted_out_leavers_are_only_counted(published: Published) -> None:
+def test_leavers_who_opted_out_are_not_mentioned_beside_last_weeks_list(published: Published) -> None:
+    # "1 person left because they opted out" beside last week's list names the person: neither named nor counted.
     for team, named in (("T1", ["died_in_month_2", "moved_to_south"]), ("T2", [])):
-        wb = openpyxl.load_workbook(published.root / "teams" / team / f"{team}_list.xlsx")
+        folder = published.root / "teams" / team
+        wb = openpyxl.load_workbook(folder / f"{team}_list.xlsx")
         values = [c for row in wb["Changes"].iter_rows(values_only=True) for c in row if c is not None]
-        assert "1 person left because they opted out (not named)" in values
+        leavers = [v for v in values if isinstance(v, str) and v.startswith("Left the list")]
+        assert len(leavers) == len(named)
         for person in named:
             assert person in values
+        for path in (folder / f"{team}_list.xlsx", folder / "index.html"):
+            assert not _contains(path, "opted out"), path
+    page = (published.root / "teams/T2/index.html").read_text(encoding="utf-8")
+    assert "No one left the list." in page
 
 
 def test_reidentification_only_in_the_entitled_team(published: Published) -> None:
@@ -501,8 +509,7 @@ def test_first_week_without_leavers_or_activity(tmp_path: Path) -> None:
     report = _publish(tmp_path, leavers=pl.DataFrame(), activity=pl.DataFrame(), reidentification=None)
     assert report.people_listed == 5
     wb = openpyxl.load_workbook(tmp_path / AS_OF.isoformat() / "teams/T2/T2_list.xlsx")
-    values = [c for row in wb["Changes"].iter_rows(values_only=True) for c in row if c is not None]
-    assert "0 people left because they opted out (not named)" in values
+    assert not any("Left the list" in str(c) for row in wb["Changes"].iter_rows(values_only=True) for c in row)
 
 
 def test_only_known_columns_are_published(tmp_path: Path) -> None:

@@ -17,14 +17,13 @@ from openpyxl.worksheet.properties import PageSetupProperties
 
 from pipelines.publish.cells import workbook_value
 from pipelines.publish.charts import tier_colours
-from pipelines.publish.publication import OPTED_OUT, OUTCOME_RISK_COLUMNS, REID_COLUMNS, Provenance
+from pipelines.publish.publication import OUTCOME_RISK_COLUMNS, REID_COLUMNS, Provenance
 from pipelines.publish.wording import (
     CHANGE_WORDS,
     HOW_TO_READ,
     LEAVER_WORDS,
     PROTECTIVE_MARKING,
     TIER_ORDER,
-    opted_out_sentence,
     outcome_words,
     uk_date,
 )
@@ -139,11 +138,9 @@ def workbook(team: TeamData, prov: Provenance) -> tuple[bytes, dict[str, int]]:
     reasons_cols = _with_reid_cols(REASONS_SHEET, team.reidentified)
     reasons = [_reason_values(r) for r in team.reasons.iter_rows(named=True)]
     _write_table(wb.create_sheet("Reasons"), reasons_cols, reasons)
-    changes, opted_out = _change_rows(team)
+    changes = _change_rows(team)
     ws_changes = wb.create_sheet("Changes")
     _write_table(ws_changes, _with_reid_cols(CHANGES_SHEET, team.reidentified), changes)
-    ws_changes.append([])
-    ws_changes.append([_styled(ws_changes, opted_out_sentence(opted_out), "rs_note")])
     about = wb.create_sheet("About")
     _print_setup(about)
     _write_about(about, team, prov)
@@ -181,18 +178,16 @@ def _print_setup(ws: Any) -> None:
     ws.oddFooter.right.text = "Page &P of &N"
 
 
-def _change_rows(team: TeamData) -> tuple[list[dict[str, Any]], int]:
-    """Movers from this week's list, then the named leavers. Opted-out leavers are only counted."""
+def _change_rows(team: TeamData) -> list[dict[str, Any]]:
+    """Movers from this week's list, then the leavers (the guard has dropped any who opted out)."""
     rows: list[dict[str, Any]] = []
     for change, (what, note) in CHANGE_WORDS.items():
         for r in team.rows.filter(pl.col("change") == change).iter_rows(named=True):
             rows.append({**r, "what": what, "note": note})
-    named = team.leavers.filter(pl.col("reason") != OPTED_OUT)
-    for r in named.iter_rows(named=True):
+    for r in team.leavers.iter_rows(named=True):
         reason = r["reason"]
         rows.append({**r, "what": f"Left the list: {reason}", "note": LEAVER_WORDS.get(reason, reason)})
-    opted_out = team.leavers.filter(pl.col("reason") == OPTED_OUT).height
-    return rows, opted_out
+    return rows
 
 
 def _styled(ws: Any, value: Any, style: str) -> WriteOnlyCell:

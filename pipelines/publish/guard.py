@@ -1,6 +1,7 @@
 """The information-governance guard, the last line of defence whatever the caller did: opted-out people are
-dropped from every frame before anything is written (and counted), opted-out leavers are only ever counted,
-and NHS numbers and names come only from a team's own re-identification key."""
+dropped from every frame before anything is written (and counted), leavers who opted out are not mentioned at
+all (even a count beside last week's list would name them), and NHS numbers and names come only from a team's
+own re-identification key."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def guard(
         rising = rising.sort(["team_id", "rising_rank"]).with_columns(
             rising_rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("team_id")
         )
-    leavers, n_leave = _anonymise_opted_out_leavers(publication.leavers, ids)
+    leavers, n_leave = _drop_opted_out_leavers(publication.leavers, ids)
     reid: dict[str, pl.DataFrame] = {}
     n_reid = 0
     for team_id, key in reidentification.items():
@@ -71,17 +72,11 @@ def _drop_ids(frame: pl.DataFrame, ids: list[str]) -> tuple[pl.DataFrame, int]:
     return kept, frame.height - kept.height
 
 
-def _anonymise_opted_out_leavers(leavers: pl.DataFrame, ids: list[str]) -> tuple[pl.DataFrame, int]:
-    """Opted-out leavers stay in the count but lose their id and previous rank. A leaver whose id is in the
-    opt-out set is counted as opted out whatever reason the caller gave: naming them would breach the opt-out."""
+def _drop_opted_out_leavers(leavers: pl.DataFrame, ids: list[str]) -> tuple[pl.DataFrame, int]:
+    """Leavers who opted out are dropped, not counted: "1 person left because they opted out" beside last
+    week's list tells the team who. A leaver whose id is in the opt-out set goes whatever reason the caller gave,
+    and so does one already marked opted out (scoring stores them with no id)."""
     listed = pl.col("person_id").is_in(ids).fill_null(False) if ids else pl.lit(False)
-    named_opt_out = (pl.col("reason") == OPTED_OUT) & pl.col("person_id").is_not_null()
-    flagged = leavers.with_columns(_anon=listed | named_opt_out)
-    n = int(flagged["_anon"].sum())
-    anon = pl.col("_anon") | (pl.col("reason") == OPTED_OUT)
-    out = flagged.with_columns(
-        reason=pl.when(pl.col("_anon")).then(pl.lit(OPTED_OUT)).otherwise(pl.col("reason")),
-        person_id=pl.when(anon).then(pl.lit(None, pl.String)).otherwise(pl.col("person_id")),
-        previous_rank=pl.when(anon).then(pl.lit(None, pl.Int64)).otherwise(pl.col("previous_rank")),
-    ).drop("_anon")
-    return out, n
+    opted_out = listed | (pl.col("reason") == OPTED_OUT).fill_null(False) | pl.col("person_id").is_null()
+    kept = leavers.filter(~opted_out)
+    return kept, leavers.height - kept.height

@@ -21,7 +21,7 @@ from data_contracts.reference import money_prefix
 from models.reasons import LOWERS as LOWERS_RISK
 from pipelines.publish import charts
 from pipelines.publish.charts import TimelineEvent, WaterfallStep, fmt_pct, tier_colours
-from pipelines.publish.publication import OPTED_OUT, OUTCOME_RISK_COLUMNS, Provenance
+from pipelines.publish.publication import OUTCOME_RISK_COLUMNS, Provenance
 from pipelines.publish.wording import (
     ALL_TIERS,
     HOW_TO_READ,
@@ -29,7 +29,6 @@ from pipelines.publish.wording import (
     PROTECTIVE_MARKING,
     TIER_ORDER,
     impactability,
-    opted_out_sentence,
     outcome_words,
     services,
     tier_order,
@@ -104,7 +103,6 @@ def environment(local: Path | None = None) -> Environment:
         pct=fmt_pct,
         uk_date=uk_date,
         outcome_words=outcome_words,
-        opted_out_sentence=opted_out_sentence,
         money=money,
         thousands=thousands,
         protective_marking=PROTECTIVE_MARKING,
@@ -132,10 +130,9 @@ def team_page(team: TeamData, prov: Provenance, local: Path | None = None) -> st
         }
         for row in team.rows.iter_rows(named=True)
     ]
-    named = team.leavers.filter(pl.col("reason") != OPTED_OUT)
     leavers = [
         {**r, "name": r.get("name"), "why": LEAVER_WORDS.get(r["reason"], r["reason"])}
-        for r in named.iter_rows(named=True)
+        for r in team.leavers.iter_rows(named=True)
     ]
     return render(
         "list.html",
@@ -145,7 +142,6 @@ def team_page(team: TeamData, prov: Provenance, local: Path | None = None) -> st
         rows=rows,
         stats=_team_stats(team),
         leavers=leavers,
-        opted_out=team.leavers.height - named.height,
         how_to_read=HOW_TO_READ,
         rising=[{**r, "name": r.get("name")} for r in team.rising.iter_rows(named=True)],
         rising_rule=prov.rising_risk,

@@ -180,6 +180,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 SUMMARY_COLUMNS = tuple(SCHEMAS["population_summary"])
 REID_COLUMNS = ("nhs_number", "name")
 OPTED_OUT = "opted out"
-"""The leaver reason of a person who opted out: such leavers are only ever counted."""
+"""The leaver reason of a person who opted out: the guard drops such leavers (not named, not counted)."""
 ACTIVITY_MONTHS = 24
 """The person pages' timeline shows this many months of contacts, up to the as-of date."""

@@ -51,11 +51,6 @@ def outcome_words(outcome: str) -> str:
     return outcome.replace("_", " ")
 
 
-def opted_out_sentence(n: int) -> str:
-    people = "person" if n == 1 else "people"
-    return f"{n} {people} left because they opted out (not named)"
-
-
 def services(row: dict[str, Any]) -> list[str]:
     """A listed person's current services, in words."""
     items: list[str] = []

@@ -70,9 +70,10 @@ def published_run(publication: Publication) -> PublishedRun:
 def _guarded(frame: pl.DataFrame, opted_out: pl.Series) -> pl.DataFrame:
     """The information-governance guard: no opted-out person's row, no identifying column."""
     frame = frame.drop([c for c in IDENTIFYING_COLUMNS if c in frame.columns])
-    if "person_id" not in frame.columns or opted_out.is_empty():
+    if "person_id" not in frame.columns:
         return frame
-    return frame.filter(~pl.col("person_id").is_in(opted_out.implode()) | pl.col("person_id").is_null())
+    # A null person id is a leaver who has opted out since (scoring keeps no id for them): not shown either.
+    return frame.filter(~pl.col("person_id").is_in(opted_out.implode()) & pl.col("person_id").is_not_null())
 
 
 def write_snapshot(workspace_dir: Path, run: PublishedRun) -> Path:
