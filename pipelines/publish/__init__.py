@@ -25,11 +25,11 @@ One module per job:
     commissioners  the commissioners' summary
     run          `publish()`: all of the above, atomically
 
-Information governance is enforced here as the last line of defence, whatever the caller did: opted-out people
-are dropped from every frame before anything is written (and counted); leavers who opted out are not
-mentioned, not even counted; earlier weeks' folders lose them too (`erasure`); re-identification keys are applied to their own team's folder only; the commissioners see counts
-through `suppress()` and nothing person-level. The run folder is built in a temporary sibling folder and
-renamed into place, so a crash never leaves a half-written week.
+Information governance is enforced here as the last line of defence, whatever the caller did: opted-out people are
+dropped from every frame before anything is written (and counted); leavers who opted out are not mentioned, not
+even counted; earlier weeks' folders lose them too (`erasure`); re-identification keys are applied to their own
+team's folder only; the commissioners see counts through `suppress()` and nothing person-level. The run folder is
+built in a temporary sibling folder and renamed into place, so a crash never leaves a half-written week.
 
 Rewording and rebranding: the pages' words and markup are in `templates/*.html`, their look in
 `static/riskstrat.css`. A local team does not edit the installed files: it puts its own versions, under the same
