@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from data_contracts.evaluation_plan import EvaluationPlan, load_plan
+from data_contracts.outcomes import OutcomeSettings
 from data_contracts.settings import CaseManagementSettings, SynthSettings
 from data_contracts.synthetic import published_tables, simulate
 from models.impact import evaluate_impact
@@ -49,7 +50,7 @@ def run_one(scenario: dict[str, Any], seed: int, people: int, plan: EvaluationPl
         truth_replicates=1,
         case_management=CaseManagementSettings(enabled=True, effect=scenario["effect"], margin=scenario["margin"]),
     )
-    sim = simulate(settings, seed)
+    sim = simulate(settings, OutcomeSettings(), seed)
     tables = {name: frame.lazy() for name, frame in published_tables(sim).items()}
     assert sim.service is not None
     if scenario["margin"]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from data_contracts.synthetic.truth import read_truth
 from pipelines.scoring import score_population
 from pipelines.settings import load_settings
 from pipelines.warehouse import read_tables
@@ -46,7 +47,7 @@ def main() -> None:
         f"people as of {as_of} in {seconds:.1f} s (peak RSS so far {peak_gb:.2f} GB)"
     )
 
-    truth = pl.read_parquet(settings.home / "synthetic" / "truth.parquet").filter(
+    truth = read_truth(settings.home / "synthetic" / "truth.parquet", settings.outcomes).filter(
         (pl.col("index_date") == as_of) & (pl.col("outcome") == "emergency_admission")
     )
     from features.build import build_features

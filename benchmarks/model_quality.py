@@ -54,15 +54,18 @@ def _tied_share(values: pl.Series) -> float:
 
 def held_back_year(result: Any, truth_path: Path, settings: Any, features: pl.DataFrame) -> dict[str, Any]:
     """Scores at the latest date against what the generator's unpublished next year held."""
+    from data_contracts.outcomes import OUTCOMES_BY_NAME, UNPLANNED_CARE_12M
+    from data_contracts.synthetic.truth import read_truth
     from models.metrics import evaluate
-    from pipelines.training import prior_use_column
 
     as_of = result.publication.provenance.as_of
-    truth = pl.read_parquet(truth_path).filter(pl.col("index_date") == as_of)
+    truth = read_truth(truth_path, settings.outcomes).filter(pl.col("index_date") == as_of)
     out: dict[str, Any] = {"as_of": str(as_of)}
-    prior = features.with_columns(unplanned_care_12m=pl.col("emergency_admissions_12m") + pl.col("ae_attendances_12m"))
+    prior = features.with_columns(
+        (pl.col("emergency_admissions_12m") + pl.col("ae_attendances_12m")).alias(UNPLANNED_CARE_12M)
+    )
     for outcome in settings.training.outcomes:
-        risk_col = f"risk_{outcome}"
+        risk_col = OUTCOMES_BY_NAME[outcome].risk_column
         if risk_col not in result.population.columns:
             continue
         rows = (
@@ -71,7 +74,10 @@ def held_back_year(result: Any, truth_path: Path, settings: Any, features: pl.Da
                 truth.filter(pl.col("outcome") == outcome).select("person_id", "realised", "probability"),
                 on="person_id",
             )
-            .join(prior.select("person_id", pl.col(prior_use_column(outcome)).alias("_prior")), on="person_id")
+            .join(
+                prior.select("person_id", pl.col(OUTCOMES_BY_NAME[outcome].prior_use_column).alias("_prior")),
+                on="person_id",
+            )
             .filter(pl.col("realised").is_not_null())
             .sort("person_id")
         )
@@ -121,7 +127,7 @@ def run_one(
     population_dir = data_dir / (f"{people}_{history_years}y_{seed}" + ("" if teams is None else f"_{teams}teams"))
     truth_path = population_dir / "truth.parquet"
     if not truth_path.exists():
-        generate_population(population_dir, settings.synth, settings.seed)
+        generate_population(population_dir, settings.synth, settings.outcomes, settings.seed)
     timings["generate"] = time.perf_counter() - started
     step = time.perf_counter()
     home.mkdir(parents=True, exist_ok=True)

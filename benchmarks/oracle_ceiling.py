@@ -21,6 +21,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from data_contracts.synthetic.truth import read_truth
 from features.build import categorical_columns, feature_columns
 from models.metrics import auroc_score
 from models.registry import ModelRegistry
@@ -46,7 +47,7 @@ def main() -> None:
     t = settings.training
     plan = TimeSplit.planned(latest, earliest, settings.outcomes.horizon_months, t)
     frame = training_frame(read_tables(settings.db), [plan.eval_index_date], settings.outcomes, earliest)
-    truth = pl.read_parquet(settings.home / "synthetic" / "truth.parquet").filter(
+    truth = read_truth(settings.home / "synthetic" / "truth.parquet", settings.outcomes).filter(
         pl.col("index_date") == plan.eval_index_date
     )
     registry = ModelRegistry(settings.registry)

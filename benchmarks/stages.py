@@ -27,12 +27,13 @@ def _settings(home: str, db: str) -> Any:
 
 def generate(people: int, seed: int, out_dir: str) -> dict[str, Any]:
     """The synthetic population: 3 years of history in one batch plus one weekly batch."""
+    from data_contracts.outcomes import OutcomeSettings
     from data_contracts.settings import SynthSettings
     from data_contracts.synthetic import generate_population
 
     started = time.perf_counter()
     result = generate_population(
-        Path(out_dir), SynthSettings(people=people, history_years=3, weekly_batches=1), seed=seed
+        Path(out_dir), SynthSettings(people=people, history_years=3, weekly_batches=1), OutcomeSettings(), seed=seed
     )
     return {
         "work_seconds": time.perf_counter() - started,

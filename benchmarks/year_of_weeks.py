@@ -69,9 +69,12 @@ def run_scenario(
     settings = load_settings(None, overrides(home, people, weeks, scenario, seed, history_years))
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    generated = generate_population(settings.home / "synthetic", settings.synth, settings.seed)
+    generated = generate_population(settings.home / "synthetic", settings.synth, settings.outcomes, settings.seed)
     timings["generate"] = time.perf_counter() - started
-    change = start_date(settings.synth.drift, Timeline(settings.synth.end_date, settings.synth.history_years, weeks))
+    change = start_date(
+        settings.synth.drift,
+        Timeline(settings.synth.end_date, settings.synth.history_years, weeks, settings.outcomes.horizon_months),
+    )
     step = time.perf_counter()
     ingest_batch(settings.db, generated.batch_dirs[0], settings.ingest)
     train_all(settings, generated.truth_path)

@@ -1,5 +1,8 @@
 """Outcome labels: what happened to each eligible person in the horizon after an index date.
 
+The outcomes, who is at risk of each and the definitions' parameters are declared once in
+`data_contracts/outcomes.py` (`OUTCOMES`, `OutcomeSettings`); this module computes them on the published tables.
+
 The horizon is [index_date, index_date + horizon_months), in calendar months: the day of the month is kept and
 clamped to the end of a shorter month (31 August + 6 months = 28/29 February), as relativedelta and Polars
 `dt.offset_by("6mo")` do.
@@ -31,24 +34,17 @@ from datetime import date
 import polars as pl
 
 from data_contracts.dates import add_months, day_number
+from data_contracts.outcomes import NOT_IN_CARE_HOME, OUTCOME_NAMES, OUTCOMES, OutcomeSettings
 from data_contracts.tables import COSTED_EVENT_DATES
 from features.build import eligible_people
 from features.costs import social_care_cost_in_period, social_care_services
 from features.hospital import EMERGENCY_ADMISSION_METHODS
 from features.inputs import Tables, contract_table, day_of, exact_sum
-from features.settings import OutcomeSettings
 from features.social_care import CARE_HOME_GROUPS, service_group
 
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "emergency_admission",
-    "high_cost",
-    "frequent_user",
-    "care_home_admission",
-    "unplanned_care",
-    "future_cost",
-    "died_in_horizon",
-    "follow_up_days",
-)
+# Beside each declared outcome's label, what the horizon held.
+HORIZON_COLUMNS: tuple[str, ...] = ("future_cost", "died_in_horizon", "follow_up_days")
+LABEL_COLUMNS: tuple[str, ...] = (*OUTCOME_NAMES, *HORIZON_COLUMNS)
 
 
 def horizon_end(index_date: date, settings: OutcomeSettings) -> date:
@@ -68,7 +64,8 @@ def _events_in_horizon(tables: Tables, table: str, deaths: pl.LazyFrame, start: 
 
 
 def label_outcomes(tables: Tables, index_date: date, settings: OutcomeSettings) -> pl.LazyFrame:
-    """One row per person eligible at index_date, sorted by person_id, with the columns of `OUTCOME_COLUMNS`:
+    """One row per person eligible at index_date, sorted by person_id, with the columns of `LABEL_COLUMNS`
+    (null for a person not at risk of an outcome, see `Outcome.at_risk`):
 
     - emergency_admission: at least one emergency admission (admission method group "emergency") admitted in the
       horizon; with `death_counts_as_emergency`, or a death in the horizon.
@@ -143,6 +140,23 @@ def label_outcomes(tables: Tables, index_date: date, settings: OutcomeSettings) 
     emergency_admission = emergencies >= 1
     if settings.death_counts_as_emergency:
         emergency_admission = emergency_admission | died.fill_null(False)
+    happened = {
+        "emergency_admission": emergency_admission,
+        "high_cost": (cost >= threshold) & (cost > 0),
+        "frequent_user": (emergencies >= settings.frequent_emergency_admissions)
+        | (ae_visits >= settings.frequent_ae_attendances),
+        "care_home_admission": pl.col("new_placement").fill_null(False),
+        "unplanned_care": (emergencies >= 1) | (ae_visits >= 1),
+    }
+    in_care_home = pl.col("in_care_home_at_index").fill_null(False)
+    labels = [
+        (
+            pl.when(in_care_home).then(None).otherwise(happened[o.name])
+            if o.at_risk == NOT_IN_CARE_HOME
+            else happened[o.name]
+        ).alias(o.name)
+        for o in OUTCOMES
+    ]
     return (
         people.join(emergency, on="person_id", how="left")
         .join(ae, on="person_id", how="left")
@@ -150,17 +164,7 @@ def label_outcomes(tables: Tables, index_date: date, settings: OutcomeSettings) 
         .join(placements, on="person_id", how="left")
         .select(
             "person_id",
-            emergency_admission.alias("emergency_admission"),
-            ((cost >= threshold) & (cost > 0)).alias("high_cost"),
-            (
-                (emergencies >= settings.frequent_emergency_admissions)
-                | (ae_visits >= settings.frequent_ae_attendances)
-            ).alias("frequent_user"),
-            pl.when(pl.col("in_care_home_at_index").fill_null(False))
-            .then(None)
-            .otherwise(pl.col("new_placement").fill_null(False))
-            .alias("care_home_admission"),
-            ((emergencies >= 1) | (ae_visits >= 1)).alias("unplanned_care"),
+            *labels,
             cost.alias("future_cost"),
             died.fill_null(False).alias("died_in_horizon"),
             (pl.min_horizontal(pl.col("death_day").fill_null(end), pl.lit(end)) - start)

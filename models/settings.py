@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from data_contracts.outcomes import OUTCOME_NAMES
+
 # LightGBM takes `seed` to `seed + 3` as C ints (models/training.py).
 MAX_SEED = 2**31 - 1 - 3
 Fraction = Annotated[StrictFloat, Field(gt=0, le=1)]
@@ -56,14 +58,9 @@ class LightGBMParams:
 class TrainingSettings:
     __pydantic_config__ = ConfigDict(extra="forbid")
 
-    # unplanned_care (any A&E attendance or emergency admission) has events enough for small populations.
-    outcomes: Annotated[tuple[StrictStr, ...], Field(min_length=1), AfterValidator(_distinct)] = (
-        "emergency_admission",
-        "high_cost",
-        "frequent_user",
-        "care_home_admission",
-        "unplanned_care",
-    )
+    # Every outcome declared in data_contracts/outcomes.py by default. unplanned_care (any A&E attendance or
+    # emergency admission) has events enough for small populations.
+    outcomes: Annotated[tuple[StrictStr, ...], Field(min_length=1), AfterValidator(_distinct)] = OUTCOME_NAMES
     # Fit index dates are quarterly, and each one's outcome window must end on or before the
     # evaluation index date (no overlap between fit labels and the evaluation period).
     index_spacing_months: Annotated[StrictInt, Field(ge=1)] = 3

@@ -141,6 +141,7 @@ def synth(
         result = generate_population(
             out_dir,
             settings.synth,
+            settings.outcomes,
             settings.seed,
             progress=lambda stage, done: progress.update(task_id, description=stage, completed=done),
         )
@@ -281,8 +282,12 @@ def train(
     home: HomeOption = None,
 ) -> None:
     """Train a model for every outcome, compare it with the baselines, register it and promote it if not worse."""
+    from data_contracts.synthetic.truth import check_truth
+
     settings = _load(config, {"home": home, "db_path": db})
     truth = truth or _default_truth(settings)
+    if truth is not None and truth.exists():
+        check_truth(truth, settings.outcomes)  # before Prefect starts; the flow checks again (deployments)
     summary = _flows().train(overrides=_flow_overrides(settings), truth_path=str(truth) if truth else None, force=force)
     print_training_summary(summary, settings)
 

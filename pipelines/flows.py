@@ -30,7 +30,7 @@ def _settings(config: str | None, overrides: dict[str, Any] | None) -> Settings:
 def generate_task(settings: Settings) -> dict[str, Any]:
     from data_contracts.synthetic import generate_population
 
-    result = generate_population(settings.home / "synthetic", settings.synth, settings.seed)
+    result = generate_population(settings.home / "synthetic", settings.synth, settings.outcomes, settings.seed)
     log.info("generated %d batches for %d people", len(result.batch_dirs), settings.synth.people)
     return {
         "batch_dirs": [str(p) for p in result.batch_dirs],

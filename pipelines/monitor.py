@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from data_contracts.dates import add_months
+from data_contracts.outcomes import OUTCOMES_BY_NAME
 from features.inputs import Tables
 from features.outcomes import label_outcomes
 from models.monitoring import (
@@ -159,7 +160,8 @@ def monitor_week(
     else:
         drift = feature_psi(features, reference)
         score_drift = score_psi(population["ranking_score"].to_numpy(), reference)
-    expected = expected_performance(population[f"risk_{outcome}"].to_numpy(), population["ranking_score"].to_numpy())
+    risk = population[OUTCOMES_BY_NAME[outcome].risk_column].to_numpy()
+    expected = expected_performance(risk, population["ranking_score"].to_numpy())
     tables = tables if tables is not None else read_tables(settings.db)
     closed = realised(settings, tables, outcome, as_of)
     report = MonitorReport(

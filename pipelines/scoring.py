@@ -21,6 +21,7 @@ import polars as pl
 
 from data_contracts.dates import add_months
 from data_contracts.errors import NotReadyError
+from data_contracts.outcomes import OUTCOMES_BY_NAME
 from data_contracts.reference import acsc_condition, codelist, icd10_words, money_prefix
 from features.build import build_features
 from features.catalogue import CATALOGUE
@@ -131,7 +132,7 @@ def score_population(
     run_id = run_id_for(as_of, digests, checksums, shaping)
 
     features = build_features(tables, as_of, history_start=earliest_event_date(settings.db)).collect()
-    risk_col = f"risk_{ranking}"
+    risk_col = OUTCOMES_BY_NAME[ranking].risk_column
     persons = tables["persons"].select("person_id", "gp_practice").collect()
     population = features.select(
         "person_id", "age", "sex", "imd_decile", *[c for c in _SERVICE_FEATURES if c in features.columns]
@@ -139,7 +140,7 @@ def score_population(
     # One booster pass per model: the probability is the calibrated raw score (what predict_proba computes).
     raw_scores = {o: model.predict_raw_logodds(features) for o, model in models.items()}
     population = population.with_columns(
-        [pl.Series(f"risk_{o}", _calibrated(model, raw_scores[o])) for o, model in models.items()]
+        [pl.Series(OUTCOMES_BY_NAME[o].risk_column, _calibrated(model, raw_scores[o])) for o, model in models.items()]
     )
     # Rank by the ranking model's raw score: the calibrators are strictly increasing in it, so the order is the
     # risks' order, and people with equal raw scores (equal risks) are ordered by the tie rule of `assign_tiers`.
@@ -228,7 +229,7 @@ def _list_rows(marked: pl.DataFrame, reasons: Reasons, tables: Tables, as_of: da
         .with_columns(
             age_band=age_band(pl.col("age")),
             sex=pl.col("sex").replace_strict(sex_labels, default="Not known"),
-            risk=pl.col(f"risk_{ranking}"),
+            risk=pl.col(OUTCOMES_BY_NAME[ranking].risk_column),
             in_care_home=pl.col("in_residential_or_nursing_care").fill_null(False),
             recent_discharge=pl.col("person_id").is_in(discharged.implode()),
             acsc_admissions_12m=pl.col("acsc_admissions_12m").fill_null(0),

@@ -4,7 +4,8 @@ Defaults suit the embedded demo. A `riskstrat.toml` (in the working directory, o
 `--config`) overrides any of them; CLI flags and flow parameters override the file. Each layer owns
 its part (`SynthSettings`, `OutcomeSettings`, `TrainingSettings`, ...) as a plain dataclass whose
 `Annotated` constraints pydantic checks here; this module composes them and adds the checks that span
-layers (the ranking outcome is trained, the held-out shares leave rows to fit on). A wrong value raises
+layers (the trained outcomes are declared in `data_contracts.outcomes`, the ranking outcome is trained, the
+held-out shares leave rows to fit on). A wrong value raises
 `SettingsError`: one line naming the file (or the overrides), the key and what is wrong.
 """
 
@@ -22,9 +23,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from data_contracts.errors import DomainError
+from data_contracts.outcomes import OUTCOMES_BY_NAME, OutcomeSettings
 from data_contracts.settings import IngestSettings, QualitySettings, SynthSettings
 from data_contracts.tables import TABLES
-from features.settings import OutcomeSettings
 from models.settings import MAX_SEED, MonitoringSettings, ScoringSettings, TrainingSettings
 from pipelines.workspace.settings import WorkspaceSettings
 
@@ -152,11 +153,6 @@ def _jsonable(value: Any) -> Any:
 _SETTINGS = TypeAdapter(Settings)
 
 
-def trainable_outcomes() -> tuple[str, ...]:
-    """The outcomes riskstrat can train: the default trains every outcome `features.outcomes` labels."""
-    return TrainingSettings().outcomes
-
-
 def _with_overrides(base: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     """`base` (a settings dataclass) as a dict with `overrides` applied: a nested settings group merges key by
     key, any other value (tiers included) is replaced whole."""
@@ -205,11 +201,11 @@ def _validated(data: dict[str, Any], source: str) -> Settings:
 
 def _check_across_layers(settings: Settings, source: str) -> None:
     t, s = settings.training, settings.scoring
-    unknown = [o for o in t.outcomes if o not in trainable_outcomes()]
+    unknown = [o for o in t.outcomes if o not in OUTCOMES_BY_NAME]
     if unknown:
         raise SettingsError(
             f"{source}: training.outcomes: unknown outcome {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(trainable_outcomes())})"
+            f"(known: {', '.join(OUTCOMES_BY_NAME)})"
         )
     if s.ranking_outcome not in t.outcomes:
         raise SettingsError(

@@ -17,10 +17,11 @@ from typing import Any
 import polars as pl
 
 from data_contracts.errors import NotReadyError
+from data_contracts.outcomes import OUTCOMES_BY_NAME, UNPLANNED_CARE_12M, OutcomeSettings
+from data_contracts.synthetic.truth import read_truth
 from features.build import build_features, categorical_columns, feature_columns
 from features.inputs import Tables
 from features.outcomes import label_outcomes
-from features.settings import OutcomeSettings
 from models.cohorts import age_band
 from models.split import TimeSplit
 from pipelines.settings import Settings
@@ -31,18 +32,6 @@ log = logging.getLogger("riskstrat.train")
 # PARR-style logistic baseline: a few classic predictors.
 CLASSIC_NUMERIC = ("age", "emergency_admissions_12m", "ltc_count")
 CLASSIC_CATEGORICAL = ("sex",)
-
-
-# Last year's unplanned care (A&E attendances plus emergency admissions): the prior use that matches the
-# unplanned_care outcome. A baseline column of the training frame, not a model feature.
-UNPLANNED_CARE_12M = "unplanned_care_12m"
-PRIOR_USE_COLUMNS: dict[str, str] = {"high_cost": "cost_total_12m", "unplanned_care": UNPLANNED_CARE_12M}
-
-
-def prior_use_column(outcome: str) -> str:
-    """What "last year's top users" ranks by: last year's cost for the cost outcome, last year's A&E attendances
-    and emergency admissions for unplanned care, emergency admissions otherwise."""
-    return PRIOR_USE_COLUMNS.get(outcome, "emergency_admissions_12m")
 
 
 def training_frame(
@@ -71,11 +60,11 @@ def with_subgroups(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def with_oracle(frame: pl.DataFrame, truth_path: Path | None, eval_index: date) -> tuple[pl.DataFrame, bool]:
+def with_oracle(frame: pl.DataFrame, truth: pl.DataFrame | None, eval_index: date) -> tuple[pl.DataFrame, bool]:
     """Add the generator's true probabilities (`true_p_<outcome>`) to the evaluation rows when they exist."""
-    if truth_path is None or not truth_path.exists():
+    if truth is None:
         return frame, False
-    truth = pl.read_parquet(truth_path).filter(pl.col("index_date") == eval_index)
+    truth = truth.filter(pl.col("index_date") == eval_index)
     if truth.height == 0:
         return frame, False
     wide = truth.pivot(on="outcome", index=["person_id", "index_date"], values="probability")
@@ -109,7 +98,9 @@ def train_all(
     force: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> TrainReport:
-    """Train, compare and register a model for every outcome in `settings.training.outcomes`."""
+    """Train, compare and register a model for every outcome in `settings.training.outcomes`, beside the oracle
+    of the generator's truth at `truth_path` when there is one (refused, before anything else, when it was built
+    under other outcome definitions than `settings.outcomes`)."""
     from models.baselines import standard_baselines
     from models.evaluation import SUBGROUP_COLUMNS, evaluate_outcome
     from models.registry import ModelRegistry
@@ -118,6 +109,7 @@ def train_all(
     say = progress or (lambda message: log.info(message))
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    truth = read_truth(truth_path, settings.outcomes) if truth_path is not None and truth_path.exists() else None
     tables = read_tables(settings.db)
     currency = cost_currency(settings.db)
     latest, earliest = latest_extract_date(settings.db), earliest_event_date(settings.db)
@@ -128,7 +120,7 @@ def train_all(
     split = TimeSplit.planned(latest, earliest, horizon, t)
     say(f"building features and outcomes at {len(split.index_dates)} index dates (evaluation {split.eval_index_date})")
     frame = training_frame(tables, split.index_dates, settings.outcomes, history_start=earliest)
-    frame, has_oracle = with_oracle(frame, truth_path, split.eval_index_date)
+    frame, has_oracle = with_oracle(frame, truth, split.eval_index_date)
     timings["features"] = time.perf_counter() - started
 
     registry = ModelRegistry(settings.registry)
@@ -141,7 +133,7 @@ def train_all(
         oracle_col = f"true_p_{outcome}" if has_oracle and f"true_p_{outcome}" in frame.columns else None
         baselines = standard_baselines(
             outcome,
-            prior_use_col=prior_use_column(outcome),
+            prior_use_col=OUTCOMES_BY_NAME[outcome].prior_use_column,
             classic_numeric_cols=CLASSIC_NUMERIC,
             classic_categorical_cols=CLASSIC_CATEGORICAL,
             true_probability_col=oracle_col,

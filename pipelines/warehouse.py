@@ -30,6 +30,7 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from data_contracts.errors import DatabaseBusy, DomainError, NotReadyError
+from data_contracts.outcomes import OUTCOMES
 from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.schema import Table
 from data_contracts.tables import COSTED_EVENT_DATES, OPT_OUTS, PERSONS, TABLES
@@ -436,14 +437,14 @@ def store_scores(db_path: Path, result: ScoreResult) -> None:
     """Keep a run's scores and lists in the warehouse (next week's changes are measured against them).
     Atomic, and idempotent per as-of date: a rerun for the same date replaces that date's rows."""
     prov = result.publication.provenance
-    risk_cols = [c for c in result.population.columns if c.startswith("risk_")]
+    outcome_of = {o.risk_column: o.name for o in OUTCOMES if o.risk_column in result.population.columns}
     scores = result.population.unpivot(
-        index=["person_id", "tier", "population_rank"], on=risk_cols, variable_name="outcome", value_name="risk"
+        index=["person_id", "tier", "population_rank"], on=list(outcome_of), variable_name="outcome", value_name="risk"
     ).select(
         pl.lit(prov.run_id).alias("run_id"),
         pl.lit(prov.as_of).alias("as_of"),
         "person_id",
-        pl.col("outcome").str.strip_prefix("risk_"),
+        pl.col("outcome").replace_strict(outcome_of),
         "risk",
         "tier",
         "population_rank",

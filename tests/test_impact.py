@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from data_contracts.evaluation_plan import PlanError, load_plan, plan_from_dict, plan_hash
+from data_contracts.outcomes import OutcomeSettings
 from data_contracts.settings import CaseManagementSettings, SynthSettings
 from data_contracts.synthetic import published_tables, simulate
 from data_contracts.synthetic.case_management import CaseManagementService
@@ -173,7 +174,7 @@ SMALL = SynthSettings(people=3000, history_years=3, truth_replicates=1)
 
 
 def test_service_is_off_by_default() -> None:
-    sim = simulate(SMALL, seed=5)
+    sim = simulate(SMALL, OutcomeSettings(), seed=5)
     assert sim.service is None and sim.frames["caseload"].height == 0
 
 
@@ -190,7 +191,7 @@ def test_mdt_ranks_by_the_score_the_evaluation_recomputes_from_the_record(monkey
 
     monkeypatch.setattr(CaseManagementService, "scores", spy)
     settings = dataclasses.replace(SMALL, case_management=CaseManagementSettings(enabled=True))
-    sim = simulate(settings, seed=5)
+    sim = simulate(settings, OutcomeSettings(), seed=5)
     tables = {name: frame.lazy() for name, frame in published_tables(sim).items()}
     day, generated = seen[3]
     recomputed = case_finding_inputs(tables, pl.Series([day]).cast(pl.Date)[0]).collect()
@@ -206,7 +207,7 @@ def test_planted_effect_multiplies_the_hazard_of_the_people_managed_then() -> No
     """While case-managed (from the start for duration_months) a person's emergency-admission rate is multiplied
     by 1 - effect; everyone else's, and everyone's after the end, by 1."""
     settings = dataclasses.replace(SMALL, case_management=CaseManagementSettings(enabled=True, effect=0.25))
-    sim = simulate(settings, seed=9)
+    sim = simulate(settings, OutcomeSettings(), seed=9)
     service = sim.service
     assert service is not None
     first = starts({name: frame.lazy() for name, frame in published_tables(sim).items()})

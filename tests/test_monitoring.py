@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from data_contracts.outcomes import OutcomeSettings
 from data_contracts.settings import DriftSettings
 from data_contracts.synthetic.drift import FileDrift, apply_to_frames, start_day
 from data_contracts.synthetic.timeline import Timeline, day_number
@@ -150,7 +151,7 @@ def test_trigger_runs_the_retrain_deployment_only_on_alerts_and_survives_prefect
 
 # ---------------------------------------------------------------------------------------------- drift scenarios
 
-TIMELINE = Timeline(date(2026, 11, 1), 1, 8)
+TIMELINE = Timeline(date(2026, 11, 1), 1, 8, OutcomeSettings().horizon_months)
 
 
 def _frames() -> dict[str, pl.DataFrame]:

@@ -8,9 +8,9 @@ from typing import Any
 import polars as pl
 import pytest
 
+from data_contracts.outcomes import OutcomeSettings
 from features.inputs import tables_from_rows
-from features.outcomes import OUTCOME_COLUMNS, horizon_end, label_outcomes
-from features.settings import OutcomeSettings
+from features.outcomes import LABEL_COLUMNS, horizon_end, label_outcomes
 
 INDEX = date(2025, 4, 1)  # horizon [2025-04-01, 2026-04-01)
 
@@ -125,7 +125,7 @@ def outcomes() -> dict[str, dict[str, Any]]:
 
 def test_one_row_per_eligible_person_with_the_outcome_columns() -> None:
     frame = label_outcomes(scenario_tables(), INDEX, OutcomeSettings()).collect()
-    assert frame.columns == ["person_id", *OUTCOME_COLUMNS]
+    assert frame.columns == ["person_id", *LABEL_COLUMNS]
     assert frame["person_id"].to_list() == sorted(frame["person_id"].to_list())
     assert "died_before_index" not in frame["person_id"].to_list()
     assert frame.height == 10

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from data_contracts.outcomes import OutcomeSettings
 from data_contracts.quality import (
     ERROR,
     PASS,
@@ -87,7 +88,7 @@ def _load_all(tmp_path: Path, scenario: str) -> tuple[Path, list[str]]:
     synth = SynthSettings(
         people=2000, weekly_batches=5, truth_replicates=2, drift=DriftSettings(scenario=scenario, outage_weeks=2)
     )
-    generated = generate_population(tmp_path / "synthetic", synth, 5)
+    generated = generate_population(tmp_path / "synthetic", synth, OutcomeSettings(), 5)
     db = tmp_path / "db.duckdb"
     ids = [ingest_batch(db, b).batch_id for b in generated.batch_dirs]
     return db, ids

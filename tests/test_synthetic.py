@@ -18,6 +18,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from data_contracts.dates import add_months
+from data_contracts.outcomes import OutcomeSettings
 from data_contracts.reference import codelist
 from data_contracts.settings import IngestSettings, SynthSettings
 from data_contracts.synthetic import SynthResult, generate_population
@@ -25,7 +26,6 @@ from data_contracts.synthetic.dirty import CLASSES
 from data_contracts.synthetic.engine import EMERGENCY_VIA_AE_SHARE
 from data_contracts.synthetic.truth import frequent_crossing_probability
 from data_contracts.tables import ACTIVITY_TABLES, COSTED_EVENT_DATES, TABLES
-from features.settings import OutcomeSettings
 
 SEED = 20_261_101
 SETTINGS = SynthSettings(people=3_000, weekly_batches=2, truth_replicates=32)
@@ -36,12 +36,12 @@ COSTED = COSTED_EVENT_DATES
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
-    return generate_population(tmp_path_factory.mktemp("clean"), SETTINGS, SEED)
+    return generate_population(tmp_path_factory.mktemp("clean"), SETTINGS, OutcomeSettings(), SEED)
 
 
 @pytest.fixture(scope="module")
 def dirty(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
-    return generate_population(tmp_path_factory.mktemp("dirty"), DIRTY_SETTINGS, SEED)
+    return generate_population(tmp_path_factory.mktemp("dirty"), DIRTY_SETTINGS, OutcomeSettings(), SEED)
 
 
 def read_table(result: SynthResult, table: str) -> pl.DataFrame:
@@ -159,16 +159,16 @@ def _digests(root: Path) -> dict[str, str]:
 
 def test_same_seed_same_files_other_seed_other_files(tmp_path: Path) -> None:
     small = replace(SETTINGS, people=800, truth_replicates=8)
-    generate_population(tmp_path / "a", small, seed=5)
-    generate_population(tmp_path / "b", small, seed=5)
-    generate_population(tmp_path / "c", small, seed=6)
+    generate_population(tmp_path / "a", small, OutcomeSettings(), seed=5)
+    generate_population(tmp_path / "b", small, OutcomeSettings(), seed=5)
+    generate_population(tmp_path / "c", small, OutcomeSettings(), seed=6)
     first, again, other = (_digests(tmp_path / x) for x in "abc")
     assert first == again
     assert first.keys() == other.keys()
     for name in ("truth.parquet", "batches/b0000_history/persons.parquet", "batches/b0000_history/gp_events.parquet"):
         assert first[name] != other[name], name
     # A rerun into the same folder replaces the batches cleanly.
-    generate_population(tmp_path / "a", small, seed=5)
+    generate_population(tmp_path / "a", small, OutcomeSettings(), seed=5)
     assert _digests(tmp_path / "a") == first
 
 
@@ -308,7 +308,11 @@ def test_frequent_crossing_probability_matches_simulated_months(
     )
     already = emergencies_before >= outcome.frequent_emergency_admissions
     closed_form = frequent_crossing_probability(
-        np.array([emergencies_before]), np.array([ae_before]), np.array([emergency_rate]), np.array([ae_only_rate])
+        np.array([emergencies_before]),
+        np.array([ae_before]),
+        np.array([emergency_rate]),
+        np.array([ae_only_rate]),
+        outcome,
     )[0]
     assert closed_form == pytest.approx(0.0 if already else simulated, abs=0.004)
 

@@ -1,10 +1,11 @@
 """Synthetic linked population: contract batches (history + weekly) and the true outcome probabilities.
 
-    result = generate_population(out_dir, SynthSettings(people=20_000), seed=7)
+    result = generate_population(out_dir, SynthSettings(people=20_000), OutcomeSettings(), seed=7)
 
 Steps: people and their conditions (`population`), a monthly engine run over burn-in, history and one
-held-back year (`engine`, `realised`), rows for every contract table (`hospital`, `primary`, `social_care`,
-`registers`), the Monte Carlo truth (`truth`) and the batch files (`writer`, with `dirty` for planted bad
+held-back year or more (`engine`, `realised`), rows for every contract table (`hospital`, `primary`,
+`social_care`, `registers`), the Monte Carlo truth (`truth`: built under the run's outcome definitions, which
+the file records) and the batch files (`writer`, with `dirty` for planted bad
 rows; `drift` for planted changes from a date; `case_management` for a synthetic MDT service and its true
 effect). Deterministic: the same seed and settings give byte-identical files.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
+from data_contracts.outcomes import OutcomeSettings
 from data_contracts.settings import SynthSettings
 from data_contracts.synthetic import drift
 from data_contracts.synthetic.case_management import DRAWS_FILE, RECORD_FILE, CaseManagementService
@@ -38,7 +40,7 @@ from data_contracts.synthetic.realised import RealisedPath, make_statics, run_re
 from data_contracts.synthetic.registers import caseload_frame, conditions_frame, opt_outs_frame, persons_frame
 from data_contracts.synthetic.social_care import build_social_care
 from data_contracts.synthetic.timeline import Timeline, rng_streams
-from data_contracts.synthetic.truth import build_truth
+from data_contracts.synthetic.truth import build_truth, write_truth
 from data_contracts.synthetic.writer import assign_batches, contract_frame, write_batches
 from data_contracts.tables import TABLES
 
@@ -81,12 +83,15 @@ class Simulation:
     service: CaseManagementService | None
 
 
-def simulate(settings: SynthSettings, seed: int, progress: ProgressCallback | None = None) -> Simulation:
-    """People, their realised path and every table's rows (no truth, nothing written)."""
+def simulate(
+    settings: SynthSettings, outcomes: OutcomeSettings, seed: int, progress: ProgressCallback | None = None
+) -> Simulation:
+    """People, their realised path and every table's rows (no truth, nothing written). The outcome horizon sets
+    the evaluation index date and, beyond 12 months, how far the held-back future runs."""
 
     stage = _stages(progress)
 
-    timeline = Timeline(settings.end_date, settings.history_years, settings.weekly_batches)
+    timeline = Timeline(settings.end_date, settings.history_years, settings.weekly_batches, outcomes.horizon_months)
     rngs = rng_streams(seed)
     stage("people")(0.0)
     population = build_population(settings, timeline, seed, rngs)
@@ -137,14 +142,20 @@ def published_tables(sim: Simulation) -> dict[str, pl.DataFrame]:
 
 
 def generate_population(
-    out_dir: Path, settings: SynthSettings, seed: int, progress: ProgressCallback | None = None
+    out_dir: Path,
+    settings: SynthSettings,
+    outcomes: OutcomeSettings,
+    seed: int,
+    progress: ProgressCallback | None = None,
 ) -> SynthResult:
-    """Generate the population, write out_dir/batches/<batch_id>/ and out_dir/truth.parquet."""
+    """Generate the population, write out_dir/batches/<batch_id>/ and out_dir/truth.parquet (the true
+    probabilities of the outcomes as `outcomes` defines them, evaluated `outcomes.horizon_months` before the end
+    date and at it)."""
     out_dir = Path(out_dir)
 
     stage = _stages(progress)
 
-    sim = simulate(settings, seed, progress)
+    sim = simulate(settings, outcomes, seed, progress)
     frames, population, statics, path, timeline, rngs = (
         sim.frames,
         sim.population,
@@ -159,6 +170,7 @@ def generate_population(
         statics,
         path,
         timeline,
+        outcomes,
         settings.truth_replicates,
         rngs["truth"],
         stage("true probabilities"),
@@ -168,7 +180,7 @@ def generate_population(
         frames = drift.apply_to_frames(frames, settings.drift, timeline, rngs["drift"])
     out_dir.mkdir(parents=True, exist_ok=True)
     truth_path = out_dir / "truth.parquet"
-    truth.write_parquet(truth_path, compression="zstd")
+    write_truth(truth, truth_path, outcomes)
 
     file_drift = drift.FileDrift(settings.drift, timeline) if drifting else None
     batch_dirs, row_counts = write_batches(

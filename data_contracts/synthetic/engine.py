@@ -154,6 +154,9 @@ class Month:
     emergency_rate: np.ndarray
     ae_only_rate: np.ndarray
     placement_probability: np.ndarray
+    # The chance of dying this month for someone active who has no emergency admission in it (an emergency
+    # raises the hazard by DEATH_EMERGENCY_RR): what "emergency admission or death" adds to the admission.
+    death_probability_without_emergency: np.ndarray
     outpatient: np.ndarray | None = None
     gp: np.ndarray | None = None
     community: np.ndarray | None = None
@@ -261,6 +264,7 @@ def step(
     annual = np.maximum(np.exp(DEATH_GOMPERTZ_INTERCEPT + DEATH_GOMPERTZ_SLOPE * age), DEATH_MIN_ANNUAL_HAZARD) / 12
     hazard = annual.astype(np.float32) * np.exp(DEATH_NEED_ELASTICITY * log_need)
     hazard *= np.where(in_home, np.float32(CARE_HOME_DEATH_RR), np.float32(1))
+    death_probability_without_emergency = np.where(active, -np.expm1(-hazard), 0)
     hazard *= np.where(had_emergency, np.float32(DEATH_EMERGENCY_RR), np.float32(1))
     died = active & (_uniform(rngs["death"], shape) < -np.expm1(-hazard))
     state.alive &= ~died
@@ -342,6 +346,7 @@ def step(
         emergency_rate=emergency_rate,
         ae_only_rate=ae_only_rate,
         placement_probability=placement_probability,
+        death_probability_without_emergency=death_probability_without_emergency,
     )
     if detail:
         month.outpatient = _poisson(rngs["outpatient"], op_rate)

@@ -138,7 +138,8 @@ def run_realised_path(
     state = initial_state(size, rngs["latent"])
     first = -timeline.history_periods - BURN_IN_MONTHS
     starts = np.array(
-        [day_number(add_months(timeline.end_date, k)) for k in range(first, 13)], dtype=np.int64
+        [day_number(add_months(timeline.end_date, k)) for k in range(first, timeline.future_months + 1)],
+        dtype=np.int64,
     )  # burn-in + history + future, plus the end of the last period
     counts = {kind: Counts() for kind in COUNT_KINDS}
     episodes = Episodes()

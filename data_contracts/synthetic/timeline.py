@@ -2,9 +2,11 @@
 
 Dates are handled as int32 day numbers (days since 1970-01-01, Polars' physical Date) so every step is numpy.
 The simulation runs in "periods": calendar months anchored on `end_date` (period k starts at end_date + k
-months), so the outcome horizons [index, index + 12 months) of both index dates are exactly 12 periods.
-Periods before `end_date` are published; the 12 periods from `end_date` are the held-back future, so nothing
-is published on `end_date` itself or later.
+months), so the outcome horizons [index, index + horizon_months) of both index dates (the evaluation index date
+`horizon_months` before `end_date`, and `end_date` itself) are exactly `horizon_months` periods. Periods before
+`end_date` are published; the `future_months` periods from `end_date` are the held-back future (at least
+12, so a shorter horizon leaves the published data as they are), so nothing is published on `end_date` itself
+or later.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from datetime import date
 import numpy as np
 
 from data_contracts.dates import add_months, day_number, day_to_date
+from data_contracts.errors import DomainError
 
 NULL_DAY = np.iinfo(np.int32).min  # sentinel for an empty date in int day arrays
-FUTURE_MONTHS = 12  # the simulated, unpublished year after end_date
+MIN_FUTURE_MONTHS = 12  # the simulated, unpublished year after end_date (longer for a longer outcome horizon)
 
 # Fixed stream names: each gets its own child of the seed, so changing how one table is drawn does not
 # perturb the others. Append new names at the end to keep existing streams stable.
@@ -73,21 +76,34 @@ class Timeline:
     end_date: date
     history_years: int
     weekly_batches: int
+    horizon_months: int  # the run's outcome horizon (`OutcomeSettings.horizon_months`)
+
+    def __post_init__(self) -> None:
+        if self.horizon_months > self.history_periods:
+            raise DomainError(
+                f"synth.history_years = {self.history_years} leaves no evaluation index date for an outcome horizon "
+                f"of outcomes.horizon_months = {self.horizon_months}: generate at least "
+                f"{-(-self.horizon_months // 12)} years of history"
+            )
 
     @property
     def history_periods(self) -> int:
         return 12 * self.history_years
 
     @property
+    def future_months(self) -> int:
+        return max(MIN_FUTURE_MONTHS, self.horizon_months)
+
+    @property
     def n_periods(self) -> int:
-        return self.history_periods + FUTURE_MONTHS
+        return self.history_periods + self.future_months
 
     @property
     def period_starts(self) -> np.ndarray:
         """Day number of each period start, plus the end of the last period (length n_periods + 1)."""
         first = -self.history_periods
         return np.array(
-            [day_number(add_months(self.end_date, k)) for k in range(first, FUTURE_MONTHS + 1)], dtype=np.int32
+            [day_number(add_months(self.end_date, k)) for k in range(first, self.future_months + 1)], dtype=np.int32
         )
 
     @property
@@ -101,8 +117,8 @@ class Timeline:
 
     @property
     def eval_period(self) -> int:
-        """Period index where the eval horizon starts (eval_index_date = end_date - 12 months)."""
-        return self.history_periods - 12
+        """Period index where the eval horizon starts (eval_index_date = end_date - horizon_months)."""
+        return self.history_periods - self.horizon_months
 
     @property
     def score_period(self) -> int:
@@ -110,7 +126,7 @@ class Timeline:
 
     @property
     def eval_index_date(self) -> date:
-        return add_months(self.end_date, -12)
+        return add_months(self.end_date, -self.horizon_months)
 
     @property
     def score_index_date(self) -> date:

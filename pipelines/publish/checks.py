@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import polars as pl
 
+from data_contracts.outcomes import OUTCOMES
 from pipelines.publish.guard import drop_identifiers
 from pipelines.publish.publication import (
-    OUTCOME_RISK_COLUMNS,
     SCHEMAS,
     SUMMARY_COLUMNS,
     TEAM_LIST_COLUMNS,
@@ -71,7 +71,7 @@ def _checked_summary(population_summary: pl.DataFrame) -> pl.DataFrame:
 
 def _normalise_list(team_list: pl.DataFrame, provenance: Provenance) -> pl.DataFrame:
     # A run may model only some outcomes (a small population, say): the others' risk columns stay empty.
-    absent = [c for c in OUTCOME_RISK_COLUMNS if c not in team_list.columns]
+    absent = [o.risk_column for o in OUTCOMES if o.risk_column not in team_list.columns]
     team_list = team_list.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in absent)
     require(team_list, "team_list", TEAM_LIST_COLUMNS)
     if team_list.height == 0:

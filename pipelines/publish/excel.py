@@ -15,9 +15,10 @@ from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
+from data_contracts.outcomes import OUTCOMES
 from pipelines.publish.cells import workbook_value
 from pipelines.publish.charts import tier_colours
-from pipelines.publish.publication import OUTCOME_RISK_COLUMNS, REID_COLUMNS, Provenance
+from pipelines.publish.publication import REID_COLUMNS, Provenance
 from pipelines.publish.wording import (
     CHANGE_WORDS,
     HOW_TO_READ,
@@ -51,7 +52,7 @@ LIST_SHEET = (
     _Col("change", "Change since last week", width=12),
     _Col("previous_rank", "Rank last week", width=9),
     _Col("reasons", "Main reasons", "rs_wrap", width=70),
-    *(_Col(c, f"{label} risk", "rs_pct", width=13) for c, label in OUTCOME_RISK_COLUMNS.items()),
+    *(_Col(o.risk_column, f"{o.label} risk", "rs_pct", width=13) for o in OUTCOMES),
     _Col("social_care_package", "Social care package", width=36),
     _Col("in_care_home", "In a care home", width=10),
     _Col("recent_discharge", "Discharged from hospital in last 30 days", width=14),

@@ -17,11 +17,12 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, St
 from jinja2.ext import Extension
 from markupsafe import Markup
 
+from data_contracts.outcomes import OUTCOMES
 from data_contracts.reference import money_prefix
 from models.reasons import LOWERS as LOWERS_RISK
 from pipelines.publish import charts
 from pipelines.publish.charts import TimelineEvent, WaterfallStep, fmt_pct, tier_colours
-from pipelines.publish.publication import OUTCOME_RISK_COLUMNS, Provenance
+from pipelines.publish.publication import Provenance
 from pipelines.publish.wording import (
     ALL_TIERS,
     HOW_TO_READ,
@@ -175,9 +176,9 @@ def person_page(
     waterfall = person_waterfall(row, ordered)
     events = _timeline_events(activity, prov.cost_currency)
     risks = [
-        (label, fmt_pct(row[col]), col == f"risk_{prov.ranking_outcome}")
-        for col, label in OUTCOME_RISK_COLUMNS.items()
-        if row.get(col) is not None
+        (o.label, fmt_pct(row[o.risk_column]), o.name == prov.ranking_outcome)
+        for o in OUTCOMES
+        if row.get(o.risk_column) is not None
     ]
     return render(
         "person.html",

@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from data_contracts.outcomes import OUTCOMES
 from data_contracts.reference import REFERENCE_CURRENCY
 
 
@@ -96,13 +97,6 @@ class Publication:
 
 # Provenance columns on every CSV row (and the commissioners' CSV), written last.
 PROVENANCE_COLUMNS = ("run_id", "as_of", "model_versions", "data_batches")
-OUTCOME_RISK_COLUMNS = {
-    "risk_emergency_admission": "Emergency admission",
-    "risk_high_cost": "High cost",
-    "risk_frequent_user": "Frequent user of services",
-    "risk_care_home_admission": "Care home admission",
-    "risk_unplanned_care": "Unplanned care",
-}
 # A team list's columns in the order the CSV writes them; the ones `Provenance.list_columns()` stamps are
 # not expected in the frame.
 LIST_COLUMNS = (
@@ -118,7 +112,7 @@ LIST_COLUMNS = (
     "risk",
     "tier",
     "reasons",
-    *OUTCOME_RISK_COLUMNS,
+    *(o.risk_column for o in OUTCOMES),  # each declared outcome's risk (data_contracts/outcomes.py)
     "social_care_package",
     "in_care_home",
     "recent_discharge",

@@ -29,10 +29,10 @@ from openpyxl import Workbook
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from data_contracts.outcomes import OUTCOMES
 from models.reasons import LOWERS, RAISES
 from pipelines.publish import charts as html_charts
 from pipelines.publish.html import SETTING_ORDER, _timeline_events, person_waterfall
-from pipelines.publish.publication import OUTCOME_RISK_COLUMNS
 from pipelines.publish.wording import TIER_ORDER
 from pipelines.settings import Settings
 from pipelines.workspace import audit, caseload
@@ -80,7 +80,7 @@ DOWNLOAD_COLUMNS = (
     "change",
     "previous_rank",
     "reasons",
-    *OUTCOME_RISK_COLUMNS,
+    *(o.risk_column for o in OUTCOMES),
     "social_care_package",
     "in_care_home",
     "recent_discharge",
@@ -340,9 +340,9 @@ def create_app(settings: Settings) -> FastAPI:
             "events": len(events),
             "window": window,
             "outcomes": [
-                (label, row.get(col), col == f"risk_{snap.provenance.get('ranking_outcome')}")
-                for col, label in OUTCOME_RISK_COLUMNS.items()
-                if row.get(col) is not None
+                (o.label, row.get(o.risk_column), o.name == snap.provenance.get("ranking_outcome"))
+                for o in OUTCOMES
+                if row.get(o.risk_column) is not None
             ],
             "services": [label for key, (label, f) in SERVICE_FILTERS.items() if key != "none" and f(row)],
             "decisions": caseload.decisions_for(ws.dir, team_id, person_id),

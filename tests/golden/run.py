@@ -94,7 +94,7 @@ def run_golden(home: Path) -> dict[str, str]:
     from pipelines.warehouse import store_scores
 
     settings = load_settings(None, {**GOLDEN_OVERRIDES, "home": str(home)})
-    generated = generate_population(settings.home / "synthetic", settings.synth, settings.seed)
+    generated = generate_population(settings.home / "synthetic", settings.synth, settings.outcomes, settings.seed)
     for batch_dir in sorted(generated.batch_dirs):
         ingest_batch(settings.db, batch_dir, settings.ingest)
     train_all(settings, generated.truth_path)
