@@ -1,18 +1,28 @@
 """The batch folder: one delivery of contract tables, its manifest, its one writer and its reader.
 
-A batch folder holds one file per contract table it delivers (`<table>.csv` or `<table>.parquet`; any table
-may be absent) and `batch.json`, the manifest:
+A batch folder holds one file per contract table it delivers (`<table>.csv`, `<table>.csv.gz` or
+`<table>.parquet`, the name in any case; any table may be absent), `batch.json`, the manifest:
 
     {"batch_id": "...", "extract_date": "YYYY-MM-DD", "currency": "GBP", "kind": "weekly",
      "files": [{"name": "persons.csv", "table": "persons", "rows": 123, "sha256": "..."}, ...],
      ...details of the writer (the import's reconciliation, the generator's seed)...}
 
-`rows` counts data rows (a CSV's header is not a row). `write_batch` is the one writer (the importer, the
-synthetic generator and the workspace's caseload export use it): the files and the manifest are written into a
-hidden sibling folder (`.<name>.writing`), each fsynced, then `batch.complete` (holding the manifest's
-sha256) is written last and the folder is renamed into place, so a reader never sees half a batch that this
-writer wrote. `read_batch` reads a folder back; `is_batch` and `batches_in` say which folders are batches
-(hidden folders are writers' staging, never batches).
+and `batch.complete`, the marker that the batch is whole: it holds the manifest's sha256. `rows` counts data
+rows (a CSV's header is not a row).
+
+`write_batch` is the one writer (the importer, the synthetic generator and the workspace's caseload export use
+it): the files and the manifest are written into a hidden sibling folder (`.<name>.writing`), each fsynced,
+then the marker is written last and the folder is renamed into place.
+
+`read_batch` reads a folder back, and decides between three outcomes:
+- incomplete (`BatchIncomplete`, the batch waits for a later run; nothing is loaded or recorded): no marker, no
+  manifest, a marker of another manifest, a listed file missing or with another checksum (still being copied);
+- refused (`BatchRejected`, one line): a manifest that cannot be read or gives no extract date (the extract date
+  never comes from the data), a file in the folder that the manifest does not list or that is not a table file
+  (named: an opt-out must never be silently ignored), a table file inside a subfolder;
+- a `Batch`: its manifest, table files, checksums and row counts (the ingest checks the rows it reads).
+
+`is_batch` and `batches_in` say which folders are batches (hidden folders are writers' staging, never batches).
 """
 
 from __future__ import annotations
@@ -42,13 +52,19 @@ BATCH_MANIFEST = "batch.json"
 COMPLETE_MARKER = "batch.complete"
 """Written last by `write_batch`; holds the sha256 of the manifest it completes."""
 FILE_FORMATS = ("csv", "parquet")
-"""How a table file may be written: `<table>.<format>`."""
+"""How the writer writes a table file: `<table>.<format>`."""
+TABLE_SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
+"""How a table file may be named (any case) and how it is read (gzip-compressed CSV is read as CSV)."""
 MANIFEST_KEYS = ("batch_id", "extract_date", "currency", "kind", "files")
 """The manifest's own keys; any other key is a detail of the writer, kept as written."""
 
 
 class BatchRejected(DomainError):
     """The batch as a whole cannot be loaded; nothing from it was loaded."""
+
+
+class BatchIncomplete(Exception):
+    """The batch is not whole yet (still being written or copied): it waits, neither loaded nor rejected."""
 
 
 @dataclass(frozen=True)
@@ -84,22 +100,27 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Batch:
-    """A batch folder as read: its manifest (None when it has none), table files and their checksums."""
+    """A complete batch folder as read: its manifest, table files, their checksums and row counts."""
 
-    batch_id: str
     directory: Path
-    manifest: Manifest | None
+    manifest: Manifest
     files: dict[str, Path]  # table name -> file
     sha256: dict[str, str]  # table name -> checksum
+    rows: dict[str, int]  # table name -> data rows, as the manifest lists them
     combined_sha256: str  # of the table files and the manifest: a changed extract date is a changed batch
 
     @property
-    def extract_date(self) -> date | None:
-        return self.manifest.extract_date if self.manifest else None
+    def batch_id(self) -> str:
+        return self.manifest.batch_id
+
+    @property
+    def extract_date(self) -> date:
+        assert self.manifest.extract_date is not None  # read_batch refuses a manifest without one
+        return self.manifest.extract_date
 
     @property
     def currency(self) -> str:
-        return (self.manifest.currency if self.manifest else None) or REFERENCE_CURRENCY
+        return self.manifest.currency or REFERENCE_CURRENCY
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -113,9 +134,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def table_file(name: str) -> tuple[str, str] | None:
+    """(table, how it is read) for a table file's name, matched without regard to case; None for another name."""
+    lower = name.lower()
+    for suffix, read_as in TABLE_SUFFIXES.items():
+        if lower.endswith(suffix) and lower[: -len(suffix)] in TABLES:
+            return lower[: -len(suffix)], read_as
+    return None
+
+
 def file_format(path: Path) -> str:
-    """'parquet' or 'csv': how a table file is read."""
-    return "parquet" if path.suffix == ".parquet" else "csv"
+    """'parquet' or 'csv' (plain or gzip-compressed): how a table file is read."""
+    found = table_file(path.name)
+    return found[1] if found else ("parquet" if path.suffix.lower() == ".parquet" else "csv")
 
 
 def _fsync(path: Path) -> None:
@@ -262,40 +293,99 @@ def read_manifest(folder: Path) -> Manifest | None:
     )
 
 
-def _table_files(folder: Path) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    ignored: list[str] = []
+def _listed_files(folder: Path, manifest: Manifest) -> dict[str, BatchFile]:
+    """The manifest's files by table; BatchRejected for a name that is not a table file or a table given twice."""
+    by_table: dict[str, BatchFile] = {}
+    for listed in manifest.files:
+        found = table_file(listed.name)
+        if found is None or found[0] != listed.table or Path(listed.name).name != listed.name:
+            raise BatchRejected(
+                f"{BATCH_MANIFEST} in {folder.name}: {listed.name!r} is not a file of table {listed.table!r} "
+                "(expected <table>.csv, .csv.gz or .parquet at the top of the folder)"
+            )
+        if listed.table in by_table:
+            raise BatchRejected(
+                f"{folder.name}: both {by_table[listed.table].name} and {listed.name} given for table {listed.table}"
+            )
+        by_table[listed.table] = listed
+    return by_table
+
+
+def _check_complete(folder: Path, listed: dict[str, BatchFile]) -> dict[str, str]:
+    """Checksums of the listed files; BatchIncomplete naming the first that is missing or differs."""
+    sha256: dict[str, str] = {}
+    for table, f in listed.items():
+        path = folder / f.name
+        if not path.is_file():
+            raise BatchIncomplete(f"{f.name}, listed in {BATCH_MANIFEST}, is not there yet")
+        sha256[table] = file_sha256(path)
+        if sha256[table] != f.sha256:
+            raise BatchIncomplete(f"{f.name}: its checksum differs from {BATCH_MANIFEST} (not completely copied?)")
+    return sha256
+
+
+def _unlisted(folder: Path, listed: dict[str, BatchFile]) -> list[str]:
+    """Every entry of the folder that is neither a listed table file nor the manifest or the marker."""
+    known = {f.name for f in listed.values()} | {BATCH_MANIFEST, COMPLETE_MARKER}
+    unlisted: list[str] = []
     for path in sorted(folder.iterdir()):
-        if path.suffix not in (".csv", ".parquet") or not path.is_file():
-            continue
-        if path.stem not in TABLES:
-            ignored.append(path.name)
-            continue
-        if path.stem in files:
-            raise BatchRejected(f"{folder.name}: both {files[path.stem].name} and {path.name} given for one table")
-        files[path.stem] = path
-    if ignored:
-        log.warning("batch folder %s: ignoring files that are not contract tables: %s", folder.name, ignored)
-    return files
+        if path.is_dir():
+            inside = sorted(str(p.relative_to(folder)) for p in path.rglob("*") if p.is_file())
+            unlisted.extend(inside or [f"{path.name}/"])
+        elif path.name not in known:
+            unlisted.append(path.name)
+    return unlisted
+
+
+def _refuse_unlisted(folder: Path, names: list[str]) -> None:
+    tables = [n for n in names if "/" not in n and table_file(n) is not None]
+    nested = [n for n in names if "/" in n]
+    other = [n for n in names if n not in tables and n not in nested]
+    parts = []
+    if tables:
+        parts.append(f"table files not listed in {BATCH_MANIFEST}: {', '.join(tables)}")
+    if nested:
+        parts.append(f"files in a subfolder (table files belong at the top of the folder): {', '.join(nested)}")
+    if other:
+        parts.append(f"files that are not table files (<table>.csv, .csv.gz or .parquet): {', '.join(other)}")
+    raise BatchRejected(f"batch folder {folder.name} holds {'; '.join(parts)}; nothing in it was loaded")
 
 
 def read_batch(folder: Path) -> Batch:
-    """The batch's manifest, table files and checksums (no rows read)."""
+    """The complete batch in `folder` (no rows read): BatchIncomplete while it is not whole, BatchRejected when
+    it cannot be loaded (see the module docstring)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BatchRejected(f"batch folder {folder} does not exist")
+    marker, manifest_path = folder / COMPLETE_MARKER, folder / BATCH_MANIFEST
+    if not marker.is_file():
+        raise BatchIncomplete(f"no {COMPLETE_MARKER} marker yet (its writer writes it last)")
+    if not manifest_path.is_file():
+        raise BatchIncomplete(f"no {BATCH_MANIFEST} yet")
+    manifest_sha256 = file_sha256(manifest_path)
+    if marker.read_text(encoding="utf-8", errors="replace").strip() != manifest_sha256:
+        raise BatchIncomplete(f"{COMPLETE_MARKER} marks another {BATCH_MANIFEST} (one of them still being copied?)")
     manifest = read_manifest(folder)
-    files = _table_files(folder)
-    sha256 = {name: file_sha256(path) for name, path in files.items()}
+    assert manifest is not None
+    if manifest.extract_date is None:
+        raise BatchRejected(
+            f"{BATCH_MANIFEST} in {folder.name} gives no extract_date; it never comes from the data: "
+            "write the date of the extract there"
+        )
+    listed = _listed_files(folder, manifest)
+    sha256 = _check_complete(folder, listed)
+    unlisted = _unlisted(folder, listed)
+    if unlisted:
+        _refuse_unlisted(folder, unlisted)
+    files = {table: folder / f.name for table, f in listed.items()}
     parts = [f"{files[n].name}:{s}" for n, s in sorted(sha256.items())]
-    if manifest is not None:
-        parts.append(f"{BATCH_MANIFEST}:{file_sha256(folder / BATCH_MANIFEST)}")
+    parts.append(f"{BATCH_MANIFEST}:{manifest_sha256}")
     return Batch(
-        batch_id=manifest.batch_id if manifest else folder.name,
         directory=folder,
         manifest=manifest,
         files=files,
         sha256=sha256,
+        rows={table: f.rows for table, f in listed.items()},
         combined_sha256=hashlib.sha256("\n".join(parts).encode()).hexdigest(),
     )
 

@@ -58,8 +58,10 @@ def render_data_dictionary() -> str:
         "# riskstrat data dictionary",
         "",
         "Generated from `data_contracts/tables.py` by `riskstrat dictionary`; do not edit by hand.",
-        "A batch is a folder with one CSV or Parquet file per table (`<table>.csv` or `<table>.parquet`),",
-        "any table may be absent, and an optional `batch.json` gives `batch_id` and `extract_date`.",
+        "A batch is a folder with one file per table (`<table>.csv`, `<table>.csv.gz` or `<table>.parquet`, the",
+        "name in any case; any table may be absent), `batch.json` (`batch_id`, `extract_date`, `currency`, `kind`",
+        "and `files`: each file's name, table, rows and sha256) and `batch.complete`, written last (see",
+        "`data_contracts/batch.py`). A batch not whole yet waits; a file the manifest does not list is refused.",
         "",
     ]
     for table in TABLES.values():

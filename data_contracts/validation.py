@@ -35,6 +35,7 @@ from typing import TypeVar
 
 import polars as pl
 
+from data_contracts.batch import file_format
 from data_contracts.reference import codelist
 from data_contracts.schema import Column, Table
 from data_contracts.tables import PERSONS
@@ -107,7 +108,7 @@ def _unreadable(path: Path, exc: Exception) -> str:
 def file_columns(path: Path) -> list[str]:
     """Column names from a file's header or schema, without reading its rows."""
     try:
-        if path.suffix == ".parquet":
+        if file_format(path) == "parquet":
             return list(pl.read_parquet_schema(path))
         return list(pl.scan_csv(path, infer_schema=False).collect_schema())
     except Exception as exc:  # any reader error means the file as a whole is unusable
@@ -131,7 +132,7 @@ def read_table_file(path: Path, table: Table) -> pl.DataFrame:
     check_required_columns(path, table, present)
     wanted = [c.name for c in table.input_columns if c.name in present]
     try:
-        if path.suffix == ".parquet":
+        if file_format(path) == "parquet":
             frame = pl.read_parquet(path, columns=wanted)
         else:
             frame = pl.read_csv(path, columns=wanted, infer_schema=False, raise_if_empty=False)
@@ -191,26 +192,6 @@ def parse_columns(raw: FrameT, table: Table) -> FrameT:
         *(pl.col(c.name).cast(pl.String).alias(RAW_PREFIX + c.name) for c in columns),
         *(parse_expr(c, schema[c.name]).alias(c.name) for c in columns),
     )
-
-
-def max_event_date(path: Path, table: Table) -> date | None:
-    """Latest parseable event date in a file (the default extract date of a batch without one)."""
-    event_columns = [c for c in table.input_columns if c.event_date and c.type == "date"]
-    present = set(file_columns(path))
-    event_columns = [c for c in event_columns if c.name in present]
-    if not event_columns:
-        return None
-    if path.suffix == ".parquet":
-        lazy = pl.scan_parquet(path)
-    else:
-        lazy = pl.scan_csv(path, infer_schema=False)
-    schema = lazy.collect_schema()
-    dates = [parse_expr(c, schema[c.name]).max() for c in event_columns]
-    try:
-        row = lazy.select(pl.max_horizontal(dates).alias("latest")).collect()
-    except Exception as exc:
-        raise FileRejected(_unreadable(path, exc)) from exc
-    return row.item()
 
 
 # ---------------------------------------------------------------------------------------------- checks

@@ -201,6 +201,9 @@ def print_reconciliation(reports: list[dict]) -> None:
                 ),
             )
     console.print(table)
+    for report in reports:
+        if report["status"] == "waiting":
+            console.print(f"[yellow]batch folder {report['batch_id']} waits[/yellow]: {report['reason']}")
 
 
 @app.command("import")

@@ -43,15 +43,19 @@ def generate_task(settings: Settings) -> dict[str, Any]:
 def ingest_batch_task(db_path: Path, batch_dir: Path, settings: Settings) -> dict[str, Any]:
     from pipelines.ingest import ingest_batch
 
-    report = ingest_batch(db_path, batch_dir, settings.ingest)
-    return {"batch_id": report.batch_id, "status": report.status, "tables": [vars(t) for t in report.tables]}
+    return ingest_batch(db_path, batch_dir, settings.ingest).summary()
 
 
 @flow(name="ingest", log_prints=False)
 def ingest(batch_dirs: list[str], config: str | None = None, overrides: dict[str, Any] | None = None) -> list[dict]:
-    """Validate and load batches in order. Each batch is atomic; a rejected batch stops the run."""
+    """Validate and load batches in order. Each batch is atomic; a rejected batch stops the run; a batch not
+    whole yet waits (with those after it) for the next run."""
+    from pipelines.ingest import held_back
+
     settings = _settings(config, overrides)
-    reports = [ingest_batch_task(settings.db, Path(b), settings) for b in sorted(batch_dirs)]
+    reports: list[dict] = []
+    for b in sorted(batch_dirs):
+        reports.append(held_back(Path(b), reports) or ingest_batch_task(settings.db, Path(b), settings))
     create_table_artifact(
         key="ingest-counts",
         table=[

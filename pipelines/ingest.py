@@ -1,12 +1,14 @@
 """Validated, atomic, idempotent ingest of one batch folder into DuckDB (plain Python; flows wrap it).
 
-The batch folder, its manifest (`batch.json`) and its reader are `data_contracts.batch`'s. The batch id
-defaults to the folder name; the extract date defaults to the latest event date found in the batch (logged
-when used), so a re-run gives the same answer as the first run.
+The batch folder, its manifest (`batch.json`) and its reader are `data_contracts.batch`'s: a batch that is not
+whole yet (no complete marker, a listed file missing or with another checksum) waits, reported as "waiting" and
+neither loaded nor recorded, so the next run reads it again; one without an extract date in its manifest, or
+holding a file the manifest does not list, is refused. The extract date always comes from the manifest.
 
 One batch is one DuckDB transaction: any failure rolls everything back. Within it:
 1. the batch id is looked up in `batches`: same file checksums -> no-op; different -> BatchRejected;
-2. every file's header is checked (a missing required column rejects the whole batch);
+2. every file's header is checked (a missing required column rejects the whole batch); each file's rows read
+   must be the rows its manifest lists;
 3. tables load in `LOAD_ORDER`: opt-outs first (and an opt-out erases that person from every warehouse table
    declared to hold person rows, `pipelines.warehouse.erase_people`, counted as `rows_removed`), then persons,
    then the rest, each checked against the persons and opt-outs already in the database (including this
@@ -29,11 +31,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 
-from data_contracts.batch import BATCH_MANIFEST, Batch, BatchRejected, read_batch
+from data_contracts.batch import BATCH_MANIFEST, Batch, BatchIncomplete, BatchRejected, read_batch
 from data_contracts.costs import add_derived_costs
 from data_contracts.importer import ImportWarning, recorded_warnings
 from data_contracts.schema import Table
@@ -45,7 +48,6 @@ from data_contracts.validation import (
     ValidationResult,
     check_required_columns,
     clean_text,
-    max_event_date,
     read_table_file,
     validate_table,
 )
@@ -97,11 +99,32 @@ class TableCounts:
 @dataclass
 class IngestReport:
     batch_id: str
-    status: str  # "loaded" | "skipped_already_loaded"
+    status: str  # "loaded" | "skipped_already_loaded" | "waiting" (not whole yet: read again by the next run)
     tables: list[TableCounts] = field(default_factory=list)
     quarantine_reasons: dict[tuple[str, str], int] = field(default_factory=dict)
     seconds: float = 0.0
     data_quality_warnings: list[ImportWarning] = field(default_factory=list)  # from the import, in batch.json
+    reason: str | None = None  # why a batch waits
+
+    def summary(self) -> dict[str, Any]:
+        """The report as plain data (what flows return): counts and reasons only, never row values."""
+        return {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "reason": self.reason,
+            "tables": [vars(t) for t in self.tables],
+        }
+
+
+def held_back(batch_dir: Path, earlier: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The summary of a batch that waits behind an earlier one in this run (None when none waits). Batches load
+    in name order: a later batch loaded first would have its corrections replaced by the older batch's rows."""
+    waiting = next((r["batch_id"] for r in earlier if r["status"] == "waiting"), None)
+    if waiting is None:
+        return None
+    reason = f"behind {waiting}, which is not whole yet (batches load in name order)"
+    log.warning("batch folder %s waits: %s", Path(batch_dir).name, reason)
+    return IngestReport(Path(batch_dir).name, "waiting", reason=reason).summary()
 
 
 # ---------------------------------------------------------------------------------------------- batch folder
@@ -118,26 +141,6 @@ def check_headers(batch: Batch) -> None:
             log.warning(
                 "batch %s: %s has %d column(s) outside the contract, ignored", batch.batch_id, path.name, len(extra)
             )
-
-
-def resolve_extract_date(batch: Batch) -> date | None:
-    if batch.extract_date is not None:
-        return batch.extract_date
-    try:
-        latest = [max_event_date(path, TABLES[name]) for name, path in batch.files.items()]
-    except FileRejected as exc:
-        raise BatchRejected(f"batch {batch.batch_id}: {exc}") from exc
-    found = [d for d in latest if d is not None]
-    if not found:
-        log.warning("batch %s: no extract_date and no event dates; the future-date check is skipped", batch.batch_id)
-        return None
-    log.info(
-        "batch %s: no extract_date in %s; using the latest event date in the batch, %s",
-        batch.batch_id,
-        BATCH_MANIFEST,
-        max(found),
-    )
-    return max(found)
 
 
 # ---------------------------------------------------------------------------------------------- database
@@ -215,28 +218,29 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, batch_id: str, table: str, 
         )
 
 
-def write_log(
-    con: duckdb.DuckDBPyConnection, batch: Batch, counts: list[TableCounts], extract_date: date | None, at: datetime
-) -> None:
-    con.executemany(
-        "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
+def write_log(con: duckdb.DuckDBPyConnection, batch: Batch, counts: list[TableCounts], at: datetime) -> None:
+    """One ingest_log row per table read (none for a batch without table files) and the batch's own row."""
+    extract_date = batch.extract_date
+    if counts:
+        con.executemany(
+            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                batch.batch_id,
-                c.table,
-                c.file,
-                c.sha256,
-                c.rows_read,
-                c.rows_loaded,
-                c.rows_quarantined,
-                c.rows_excluded,
-                c.rows_removed,
-                extract_date,
-                at,
-            ]
-            for c in counts
-        ],
-    )
+                [
+                    batch.batch_id,
+                    c.table,
+                    c.file,
+                    c.sha256,
+                    c.rows_read,
+                    c.rows_loaded,
+                    c.rows_quarantined,
+                    c.rows_excluded,
+                    c.rows_removed,
+                    extract_date,
+                    at,
+                ]
+                for c in counts
+            ],
+        )
     rows_changed(
         con,
         "INSERT INTO batches (batch_id, extract_date, loaded_at, files_sha256, currency) VALUES (?, ?, ?, ?, ?)",
@@ -290,6 +294,11 @@ def load_table(
 ) -> tuple[TableCounts, ValidationResult]:
     path = batch.files[table.name]
     result = validate_file(con, batch.batch_id, path, table, extract_date, settings)
+    if result.rows_read != batch.rows[table.name]:
+        raise BatchRejected(
+            f"batch {batch.batch_id}: {path.name} holds {result.rows_read} rows but {BATCH_MANIFEST} lists "
+            f"{batch.rows[table.name]}"
+        )
     staged = add_derived_costs(result.valid, table.name, batch.currency).with_columns(
         pl.lit(batch.batch_id).alias("batch_id")
     )
@@ -363,14 +372,20 @@ def ingest_batch(
 ) -> IngestReport:
     """Validate and load one batch folder in one transaction (see the module docstring).
 
-    Raises BatchRejected (nothing loaded) for an unusable file or manifest, or when the batch id was
-    loaded before with different files. `fail_after_table` is a test hook raising after that table loads.
+    A batch that is not whole yet (`data_contracts.batch.BatchIncomplete`) is not loaded and reported as
+    "waiting", with the reason. Raises BatchRejected (nothing loaded) for an unusable file or manifest, a file's
+    rows differing from its manifest, or when the batch id was loaded before with different files.
+    `fail_after_table` is a test hook raising after that table loads.
     """
     if fail_after_table is not None and fail_after_table not in TABLES:
         raise ValueError(f"fail_after_table: unknown table {fail_after_table!r}")
     started = time.perf_counter()
     settings = settings or IngestSettings()
-    batch = read_batch(batch_dir)
+    try:
+        batch = read_batch(batch_dir)
+    except BatchIncomplete as exc:
+        log.warning("batch folder %s waits: %s; not loaded, read again by the next run", Path(batch_dir).name, exc)
+        return IngestReport(Path(batch_dir).name, "waiting", reason=str(exc), seconds=time.perf_counter() - started)
     con = connect(db_path, read_only=False)
     try:
         con.begin()
@@ -387,10 +402,9 @@ def ingest_batch(
             )
         check_currency(con, batch)
         check_headers(batch)
-        extract_date = resolve_extract_date(batch)
-        counts, reasons = _load_all_tables(con, batch, extract_date, settings, fail_after_table)
+        counts, reasons = _load_all_tables(con, batch, batch.extract_date, settings, fail_after_table)
         loaded_at = datetime.now(UTC).replace(tzinfo=None)  # stored as a plain TIMESTAMP, in UTC
-        write_log(con, batch, counts, extract_date, loaded_at)
+        write_log(con, batch, counts, loaded_at)
         con.commit()
     except BaseException:
         _rollback_quietly(con)

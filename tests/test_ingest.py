@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import copy
 import csv
+import gzip
+import io
 import json
 import logging
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from data_contracts.batch import BatchRejected
+from data_contracts.batch import BatchRejected, table_file
+from data_contracts.batch import write_batch as batch_writer
 from data_contracts.reference import unit_cost
 from data_contracts.settings import IngestSettings
 from data_contracts.tables import TABLES
@@ -180,25 +184,34 @@ def asc_event(
     }
 
 
+def csv_bytes(rows: list[dict[str, str]]) -> bytes:
+    """CSV text with the cells as given."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode("utf-8")
+
+
 def write_batch(
     root: Path,
     name: str,
     tables: Rows,
     fmt: str = "csv",
-    manifest: dict[str, Any] | None = None,
     typed_parquet: bool = True,
+    extract_date: str | None = EXTRACT_DATE,
+    files: dict[str, tuple[bytes, int]] | None = None,
 ) -> Path:
-    """Write a batch folder. CSV cells are written as given; Parquet columns are typed per the contract
-    (or all strings with typed_parquet=False). manifest=None writes {"batch_id": name, "extract_date"}."""
+    """Write a complete batch folder through the batch writer. CSV cells are written as given; Parquet columns
+    are typed per the contract (or all strings with typed_parquet=False). `files` adds table files as given:
+    name -> (bytes, the rows the manifest lists)."""
     folder = root / name
-    folder.mkdir(parents=True)
-    for table, rows in tables.items():
-        if fmt == "csv":
-            with open(folder / f"{table}.csv", "w", newline="", encoding="utf-8") as fh:
-                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-        else:
+    written = date.fromisoformat(extract_date) if extract_date else None
+    with batch_writer(folder, name, written, None, None) as batch:
+        for table, rows in tables.items():
+            if fmt == "csv":
+                batch.add_file(f"{table}.csv", table, csv_bytes(rows), len(rows))
+                continue
             frame = pl.DataFrame(rows, schema=dict.fromkeys(rows[0], pl.String))
             if typed_parquet:
                 contract = TABLES[table]
@@ -206,10 +219,13 @@ def write_batch(
                     parse_text(clean_text(pl.col(c)), contract.column(c).type).cast(contract.column(c).polars_type)
                     for c in frame.columns
                 )
-            frame.write_parquet(folder / f"{table}.parquet")
-    (folder / "batch.json").write_text(
-        json.dumps(manifest if manifest is not None else {"batch_id": name, "extract_date": EXTRACT_DATE})
-    )
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer)
+            batch.add_file(f"{table}.parquet", table, buffer.getvalue(), frame.height)
+        for file_name, (data, rows_listed) in (files or {}).items():
+            found = table_file(file_name)
+            assert found is not None, file_name
+            batch.add_file(file_name, found[0], data, rows_listed)
     return folder
 
 
@@ -291,12 +307,16 @@ def test_ingest_log_and_batches_record_counts_checksums_and_extract_date(db: Pat
     assert query(db, "SELECT count(*) FROM ingest_log") == [(len(TABLES),)]
 
 
-def test_extract_date_defaults_to_latest_event_date_and_batch_id_to_folder(tmp_path: Path, db: Path) -> None:
-    folder = write_batch(tmp_path, "week_45", clean_rows())
-    (folder / "batch.json").unlink()
-    report = ingest_batch(db, folder)
-    assert report.batch_id == "week_45"
-    assert query(db, "SELECT extract_date::VARCHAR FROM batches") == [("2024-07-01",)]  # the ASC event start
+def test_extract_date_never_comes_from_the_data(tmp_path: Path, db: Path) -> None:
+    rows = clean_rows()
+    rows["ae_attendances"][0]["arrival_date"] = "2099-01-01"  # one row far in the future moves nothing
+    folder = write_batch(tmp_path, "week_45", rows, extract_date=None)
+    with pytest.raises(BatchRejected, match=r"^batch\.json in week_45 gives no extract_date; [^\n]*$"):
+        ingest_batch(db, folder)
+    assert not db.exists() or query(db, "SELECT count(*) FROM batches") == [(0,)]
+    report = ingest_batch(db, write_batch(tmp_path, "week_46", rows))
+    assert query(db, "SELECT extract_date::VARCHAR FROM batches") == [(EXTRACT_DATE,)]
+    assert report.quarantine_reasons[("ae_attendances", "future_date")] == 1
 
 
 # ---------------------------------------------------------------------------------------------- quarantine
@@ -508,20 +528,137 @@ def test_missing_required_column_rejects_the_whole_batch(tmp_path: Path, db: Pat
 
 def test_unreadable_file_rejects_the_whole_batch(tmp_path: Path, db: Path, first_batch: Path) -> None:
     before = snapshot(db)
-    folder = write_batch(tmp_path, "b2", clean_rows(), fmt="parquet")
-    (folder / "gp_events.parquet").write_bytes(b"this is not parquet")
+    rows = clean_rows()
+    del rows["gp_events"]
+    folder = write_batch(tmp_path, "b2", rows, fmt="parquet", files={"gp_events.parquet": (b"not parquet", 1)})
     with pytest.raises(BatchRejected, match=r"gp_events\.parquet: cannot be read"):
         ingest_batch(db, folder)
     assert snapshot(db) == before
 
 
 def test_ragged_csv_rejects_the_whole_batch_naming_the_file(tmp_path: Path, db: Path) -> None:
-    folder = write_batch(tmp_path, "b1", clean_rows())
-    with open(folder / "teams.csv", "a", encoding="utf-8") as fh:
-        fh.write("A81002,T2,South team,10,surplus,cells\n")
+    rows = clean_rows()
+    ragged = csv_bytes(rows.pop("teams")) + b"A81002,T2,South team,10,surplus,cells\n"
+    folder = write_batch(tmp_path, "b1", rows, files={"teams.csv": (ragged, 2)})
     with pytest.raises(BatchRejected, match=r"teams\.csv"):
         ingest_batch(db, folder)
     assert snapshot(db) == {}  # the rollback also undid the schema of this fresh database
+
+
+# ---------------------------------------------------------------------------------------------- batch folder
+
+
+def _copy_partly(folder: Path, target: Path, cut: str | None = None, skip: tuple[str, ...] = ()) -> Path:
+    """A copy of a batch folder as a copy still under way leaves it: `cut` holds half its bytes, `skip` absent."""
+    target.mkdir(parents=True)
+    for path in folder.iterdir():
+        if path.name in skip:
+            continue
+        data = path.read_bytes()
+        (target / path.name).write_bytes(data[: len(data) // 2] if path.name == cut else data)
+    return target
+
+
+def test_half_copied_batch_waits(tmp_path: Path, db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = write_batch(tmp_path / "written", "b1", clean_rows())
+    arriving = tmp_path / "batches"
+    cases = {  # what a copy still under way leaves -> the reason it waits
+        "no_marker": ({"skip": ("batch.complete",)}, "no batch.complete marker yet"),
+        "cut_file": ({"cut": "apc_spells.csv"}, "apc_spells.csv: its checksum differs from batch.json"),
+        "missing_file": ({"skip": ("persons.csv",)}, "persons.csv, listed in batch.json, is not there yet"),
+        "cut_manifest": ({"cut": "batch.json"}, "batch.complete marks another batch.json"),
+    }
+    for case, (copy_args, reason) in cases.items():
+        partial = _copy_partly(folder, arriving / case, **copy_args)  # type: ignore[arg-type]
+        with caplog.at_level(logging.WARNING, logger="riskstrat.ingest"):
+            report = ingest_batch(db, partial)
+        assert (report.status, report.tables) == ("waiting", []), case
+        assert report.reason is not None and reason in report.reason, (case, report.reason)
+        assert f"batch folder {case} waits: {reason}" in caplog.text
+    assert not db.exists() or query(db, "SELECT count(*) FROM batches") == [(0,)]  # not loaded, not rejected
+    # Once the copy has finished the same folder loads in full, reconciles, and loads once.
+    shutil.rmtree(arriving / "cut_file")
+    shutil.copytree(folder, arriving / "cut_file")
+    report = ingest_batch(db, arriving / "cut_file")
+    assert report.status == "loaded" and all(c.reconciles() for c in report.tables)
+    assert sum(c.rows_read for c in report.tables) == sum(len(r) for r in clean_rows().values())
+    assert ingest_batch(db, arriving / "cut_file").status == "skipped_already_loaded"
+
+
+def test_flipped_byte_in_a_parquet_file_is_not_loaded(tmp_path: Path, db: Path) -> None:
+    folder = write_batch(tmp_path, "b1", clean_rows(), fmt="parquet")
+    data = bytearray((folder / "apc_spells.parquet").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "apc_spells.parquet").write_bytes(bytes(data))
+    report = ingest_batch(db, folder)
+    assert report.status == "waiting" and "apc_spells.parquet: its checksum differs" in (report.reason or "")
+
+
+def test_a_later_batch_waits_behind_one_that_is_not_whole() -> None:
+    from pipelines.ingest import held_back
+
+    loaded = {"batch_id": "b1", "status": "loaded", "reason": None, "tables": []}
+    waiting = {"batch_id": "b2", "status": "waiting", "reason": "no batch.complete marker yet", "tables": []}
+    assert held_back(Path("b2"), [loaded]) is None
+    held = held_back(Path("b3"), [loaded, waiting])
+    assert held is not None and (held["batch_id"], held["status"], held["tables"]) == ("b3", "waiting", [])
+    assert "behind b2" in held["reason"]
+
+
+def test_empty_batch_folder_does_not_crash(tmp_path: Path, db: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    report = ingest_batch(db, tmp_path / "empty")  # a folder made, nothing copied into it yet
+    assert report.status == "waiting" and "no batch.complete marker" in (report.reason or "")
+    report = ingest_batch(db, write_batch(tmp_path, "nothing_this_week", {}))  # a whole batch of no tables
+    assert (report.status, report.tables) == ("loaded", [])
+    assert query(db, "SELECT batch_id, extract_date::VARCHAR FROM batches") == [("nothing_this_week", EXTRACT_DATE)]
+    assert query(db, "SELECT count(*) FROM ingest_log") == [(0,)]
+    assert ingest_batch(db, tmp_path / "nothing_this_week").status == "skipped_already_loaded"
+
+
+def test_table_file_names_not_exact_are_matched_and_gzip_csv_is_read(tmp_path: Path, db: Path) -> None:
+    rows = clean_rows()
+    named = {
+        "OPT_OUTS.CSV": (csv_bytes(rows.pop("opt_outs")), 1),
+        "Persons.csv.gz": (gzip.compress(csv_bytes(rows.pop("persons"))), 3),
+    }
+    report = ingest_batch(db, write_batch(tmp_path, "b1", rows, files=named))
+    counts = counts_by_table(report)
+    assert (counts["opt_outs"].file, counts["opt_outs"].rows_loaded) == ("OPT_OUTS.CSV", 1)
+    assert (counts["persons"].rows_read, counts["persons"].rows_loaded, counts["persons"].rows_excluded) == (3, 2, 1)
+    assert counts["apc_spells"].rows_excluded == 1  # the opt-out was applied
+    assert query(db, "SELECT count(*) FROM persons WHERE person_id = 'opted_out_person'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("dropped_in", "named"),
+    [
+        ("opt_outs.txt", "files that are not table files (<table>.csv, .csv.gz or .parquet): opt_outs.txt"),
+        (
+            "extra/opt_outs.csv",
+            "files in a subfolder (table files belong at the top of the folder): extra/opt_outs.csv",
+        ),
+        ("opt_outs.CSV", "table files not listed in batch.json: opt_outs.CSV"),
+    ],
+)
+def test_unknown_table_file_is_refused_by_name(tmp_path: Path, db: Path, dropped_in: str, named: str) -> None:
+    rows = clean_rows()
+    opt_outs = csv_bytes(rows.pop("opt_outs"))
+    folder = write_batch(tmp_path, "b1", rows)
+    (folder / dropped_in).parent.mkdir(exist_ok=True)
+    (folder / dropped_in).write_bytes(opt_outs)
+    with pytest.raises(BatchRejected, match=r"^batch folder b1 holds (.*); nothing in it was loaded$") as refused:
+        ingest_batch(db, folder)
+    assert named in str(refused.value)
+    assert snapshot(db) == {}
+
+
+def test_rows_differing_from_the_manifest_are_refused(tmp_path: Path, db: Path) -> None:
+    rows = clean_rows()
+    folder = write_batch(tmp_path, "b1", rows, files={"teams.csv": (csv_bytes(rows.pop("teams")), 2)})
+    with pytest.raises(BatchRejected, match=r"teams\.csv holds 1 rows but batch\.json lists 2"):
+        ingest_batch(db, folder)
+    assert snapshot(db) == {}
 
 
 # ---------------------------------------------------------------------------------------------- derived columns
@@ -554,11 +691,10 @@ def test_log_messages_carry_counts_not_person_ids(tmp_path: Path, db: Path, capl
     rows = clean_rows()
     rows["apc_spells"].append(_spell("S5", "nobody_person"))
     folder = write_batch(tmp_path, "b1", rows)
-    (folder / "batch.json").unlink()
     with caplog.at_level(logging.DEBUG, logger="riskstrat.ingest"):
         ingest_batch(db, folder)
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "quarantined" in text and "latest event date" in text
+    assert "quarantined" in text and "loaded" in text
     for value in ("alive_person", "opted_out_person", "nobody_person", "S5", "I500"):
         assert value not in text
 
