@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -263,34 +264,58 @@ def _swap_into_place(staging: Path, folder: Path) -> None:
 
 
 def read_manifest(folder: Path) -> Manifest | None:
-    """The folder's manifest, None when it has none; BatchRejected when it cannot be read."""
+    """The folder's manifest, None when it has none; BatchRejected when it cannot be read. A byte-order mark and
+    a currency in another case or with spaces (`"gbp "`) are read as meant."""
     path = Path(folder) / BATCH_MANIFEST
     if not path.exists():
         return None
+    where = f"{BATCH_MANIFEST} in {folder.name}"
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
-        raise BatchRejected(f"{BATCH_MANIFEST} in {folder.name}: cannot be read ({exc})") from exc
+        raise BatchRejected(f"{where}: cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     if not isinstance(body, dict):
-        raise BatchRejected(f"{BATCH_MANIFEST} in {folder.name}: expected a JSON object")
+        raise BatchRejected(f"{where}: expected a JSON object")
     extract_date = None
     if body.get("extract_date") is not None:
         try:
-            extract_date = date.fromisoformat(str(body["extract_date"]))
+            extract_date = date.fromisoformat(str(body["extract_date"]).strip())
         except ValueError as exc:
-            raise BatchRejected(f"{BATCH_MANIFEST} in {folder.name}: bad extract_date ({exc})") from exc
-    try:
-        files = tuple(BatchFile(**f) for f in body.get("files") or ())
-    except TypeError as exc:
-        raise BatchRejected(f"{BATCH_MANIFEST} in {folder.name}: bad files list ({exc})") from exc
+            raise BatchRejected(f"{where}: extract_date {body['extract_date']!r} is not a date (YYYY-MM-DD)") from exc
+    currency = str(body["currency"]).strip().upper() if body.get("currency") is not None else None
+    if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
+        raise BatchRejected(f"{where}: currency {body['currency']!r} is not a three-letter code (GBP, USD, EUR)")
     return Manifest(
         batch_id=str(body.get("batch_id") or folder.name),
         extract_date=extract_date,
-        currency=str(body["currency"]).upper() if body.get("currency") else None,
+        currency=currency,
         kind=str(body["kind"]) if body.get("kind") else None,
-        files=files,
+        files=_manifest_files(where, body.get("files")),
         details={k: v for k, v in body.items() if k not in MANIFEST_KEYS},
     )
+
+
+def _manifest_files(where: str, listed: object) -> tuple[BatchFile, ...]:
+    files: list[BatchFile] = []
+    for entry in listed if isinstance(listed, list) else [listed] if listed is not None else []:
+        try:
+            f = BatchFile(**entry)
+        except TypeError as exc:
+            raise BatchRejected(f"{where}: a files entry is not {{name, table, rows, sha256}} ({exc})") from exc
+        if not (
+            isinstance(f.name, str)
+            and isinstance(f.table, str)
+            and isinstance(f.rows, int)
+            and not isinstance(f.rows, bool)
+            and f.rows >= 0
+            and isinstance(f.sha256, str)
+            and re.fullmatch(r"[0-9a-f]{64}", f.sha256)
+        ):
+            raise BatchRejected(
+                f"{where}: files entry {f.name!r} needs a table, rows >= 0 and a sha256 (64 hex digits)"
+            )
+        files.append(f)
+    return tuple(files)
 
 
 def _listed_files(folder: Path, manifest: Manifest) -> dict[str, BatchFile]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from data_contracts.batch import (
     BATCH_MANIFEST,
     COMPLETE_MARKER,
+    BatchRejected,
     batches_in,
     file_sha256,
     is_batch,
@@ -87,3 +89,27 @@ def test_which_folders_are_batches(tmp_path: Path) -> None:
     assert is_batch(root / "b1") and is_batch(root / "b2_arriving") and is_batch(root / "nested" / "b4")
     assert not is_batch(root) and not is_batch(root / ".b3.writing") and not is_batch(root / "nested")
     assert batches_in(root) == [root / "b1", root / "b2_arriving"]
+
+
+def _rewrite_manifest(folder: Path, text: bytes) -> None:
+    """Replace a batch's manifest and mark it complete, as a producer writing its own manifest would."""
+    (folder / BATCH_MANIFEST).write_bytes(text)
+    (folder / COMPLETE_MARKER).write_text(hashlib.sha256(text).hexdigest() + "\n")
+
+
+def test_manifest_with_a_byte_order_mark_and_a_padded_currency_is_read_as_meant(tmp_path: Path) -> None:
+    folder = tmp_path / "b1"
+    with write_batch(folder, "b1", date(2025, 1, 1), "GBP", "weekly") as batch:
+        batch.add_frame("teams", TEAMS)
+    body = json.loads((folder / BATCH_MANIFEST).read_text())
+    _rewrite_manifest(folder, b"\xef\xbb\xbf" + json.dumps({**body, "currency": "gbp "}).encode())
+    assert read_batch(folder).currency == "GBP"
+    for bad, message in [
+        ({"currency": "pounds"}, "currency 'pounds' is not a three-letter code"),
+        ({"extract_date": "1-1-1"}, "extract_date '1-1-1' is not a date"),
+        ({"files": [{**body["files"][0], "rows": "2"}]}, "files entry 'teams.csv' needs a table, rows >= 0"),
+        ({"files": [{"name": "teams.csv"}]}, "a files entry is not {name, table, rows, sha256}"),
+    ]:
+        _rewrite_manifest(folder, json.dumps({**body, **bad}).encode())
+        with pytest.raises(BatchRejected, match=f"^batch.json in b1: {re.escape(message)}"):
+            read_batch(folder)
