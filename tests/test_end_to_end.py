@@ -144,13 +144,22 @@ def test_a_teams_reidentification_lookup_reaches_only_that_teams_list(
     assert "Named Person" not in (folder / "commissioners" / "summary.csv").read_text(encoding="utf-8")
 
 
-def test_the_weekly_flow_skips_loaded_batches_and_rescores(demo_run: tuple[dict[str, Any], Path]) -> None:
+def test_the_weekly_flow_skips_loaded_batches_waits_for_an_arriving_one_and_rescores(
+    demo_run: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    import shutil
+
     from pipelines.flows import weekly
 
     summary, home = demo_run
-    batches = str(home / "synthetic" / "batches")
-    again = weekly(overrides={**SMALL_RUN, "home": str(home), "batches_dir": batches})
-    assert again["ingest"] and all(r["status"] == "skipped_already_loaded" for r in again["ingest"])
+    batches = tmp_path / "batches"
+    shutil.copytree(home / "synthetic" / "batches", batches)
+    (batches / "zz_arriving").mkdir()  # a delivery whose copy has not started: it waits, nothing crashes
+    (batches / ".zz_staging.writing").mkdir()  # a writer's staging folder: never a batch
+    again = weekly(overrides={**SMALL_RUN, "home": str(home), "batches_dir": str(batches)})
+    statuses = [(r["batch_id"], r["status"]) for r in again["ingest"]]
+    loaded = [(d["batch_id"], "skipped_already_loaded") for d in summary["ingest"]]
+    assert statuses == [*loaded, ("zz_arriving", "waiting")]
     assert again["score"]["run_id"] == summary["score"]["run_id"]
 
 
