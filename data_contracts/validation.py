@@ -27,13 +27,18 @@ the first and quarantine the rest (`duplicate_row`).
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
+from polars.exceptions import PanicException
 
 from data_contracts.batch import file_format
 from data_contracts.reference import codelist
@@ -106,13 +111,73 @@ def _unreadable(path: Path, exc: Exception) -> str:
 
 
 def file_columns(path: Path) -> list[str]:
-    """Column names from a file's header or schema, without reading its rows."""
+    """Column names from a file's header or schema, without reading its rows. A CSV file is first checked as
+    text (`check_csv_text`)."""
     try:
         if file_format(path) == "parquet":
             return list(pl.read_parquet_schema(path))
-        return list(pl.scan_csv(path, infer_schema=False).collect_schema())
+        return _checked_csv_header(str(path), *_file_key(path))
+    except FileRejected:
+        raise
     except Exception as exc:  # any reader error means the file as a whole is unusable
         raise FileRejected(_unreadable(path, exc)) from exc
+
+
+def _file_key(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=64)
+def _checked_csv_header(path: str, _mtime_ns: int, _size: int) -> list[str]:
+    """`check_csv_text` once per version of a file (the header is asked for more than once per load)."""
+    return check_csv_text(Path(path))
+
+
+def check_csv_text(path: Path) -> list[str]:
+    """The header of a CSV file that is UTF-8, comma-separated and whole; otherwise FileRejected saying which,
+    with line numbers and never a value: UTF-16 (a byte-order mark), bytes that are not UTF-8 (latin-1, say),
+    a header of one column that another delimiter would split, a row with more or fewer fields than the header
+    (a cut last row, a short row in the middle), a quote left open at the end of the file."""
+    raw = path.read_bytes()
+    if path.name.lower().endswith(".gz"):
+        raw = gzip.decompress(raw)
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise FileRejected(f"{path.name}: is UTF-16 text; save it as UTF-8 (comma-separated)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise FileRejected(
+            f"{path.name}: is not UTF-8 (byte 0x{raw[exc.start]:02X} on line {line}, perhaps latin-1 or "
+            "Windows-1252); save it as UTF-8"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return []
+        for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if len(header) == 1 and delimiter in header[0]:
+                raise FileRejected(
+                    f"{path.name}: the header is one column that {name}s would split; riskstrat reads "
+                    "comma-separated files"
+                )
+        ragged: list[int] = []
+        rows = 0
+        for record in reader:
+            rows += 1
+            if len(record) != len(header) and record:
+                ragged.append(reader.line_num)
+    except csv.Error as exc:
+        raise FileRejected(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
+    if ragged:
+        shown = ", ".join(str(n) for n in ragged[:5]) + (f" and {len(ragged) - 5} more" if len(ragged) > 5 else "")
+        raise FileRejected(
+            f"{path.name}: {len(ragged)} row(s) with more or fewer fields than the header's {len(header)} "
+            f"(line {shown}): a cut or shifted row; nothing of the file is loaded"
+        )
+    return header
 
 
 def check_required_columns(path: Path, table: Table, present: list[str] | None = None) -> list[str]:
@@ -136,10 +201,38 @@ def read_table_file(path: Path, table: Table) -> pl.DataFrame:
             frame = pl.read_parquet(path, columns=wanted)
         else:
             frame = pl.read_csv(path, columns=wanted, infer_schema=False, raise_if_empty=False)
-    except Exception as exc:
+    except (Exception, PanicException) as exc:  # Polars panics on some corrupt Parquet (a date out of range)
         raise FileRejected(_unreadable(path, exc)) from exc
     absent = [pl.lit(None, dtype=pl.String).alias(c.name) for c in table.input_columns if c.name not in present]
-    return frame.with_columns(absent).with_row_index(SOURCE_ROW, offset=1).cast({SOURCE_ROW: pl.Int64})
+    return (
+        frame.with_columns(*absent, *_readable_dates(frame))
+        .with_row_index(SOURCE_ROW, offset=1)
+        .cast({SOURCE_ROW: pl.Int64})
+    )
+
+
+_DATE_RANGE = (date(1800, 1, 1), date(2200, 1, 1))
+
+
+def _readable_dates(frame: pl.DataFrame) -> list[pl.Expr]:
+    """A Parquet date column holding a day outside 1800-2200 (a corrupt value) becomes text, that day reading
+    "date out of range", so it is quarantined as bad_type; Polars panics when it formats such a date."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if dtype != pl.Date:
+            continue
+        days = pl.col(name).cast(pl.Int32)
+        ok = days.is_between(*(pl.lit(d).cast(pl.Int32) for d in _DATE_RANGE))
+        if frame.select(ok.fill_null(True).all()).item():
+            continue
+        safe = pl.when(ok).then(pl.col(name)).otherwise(pl.lit(_DATE_RANGE[0]))  # nothing out of range formatted
+        exprs.append(
+            pl.when(ok | pl.col(name).is_null())
+            .then(safe.cast(pl.String))
+            .otherwise(pl.lit("date out of range"))
+            .alias(name)
+        )
+    return exprs
 
 
 # ---------------------------------------------------------------------------------------------- parsing
