@@ -54,6 +54,7 @@ from data_contracts.validation import (
 from pipelines.warehouse import (
     QUARANTINE,
     MixedCurrencies,
+    compact,
     connect,
     database_currency,
     ensure_schema,
@@ -183,11 +184,11 @@ def replace_rows(con: duckdb.DuckDBPyConnection, table: Table, staged: pl.DataFr
 
 def remove_opted_out(con: duckdb.DuckDBPyConnection, opted_out: pl.DataFrame) -> dict[str, int]:
     """Erase people who opted out from every table holding their rows (`erase_people`); returns the rows
-    removed per contract table (what `ingest_log.rows_removed` counts)."""
+    changed per table (the contract tables' counts are what `ingest_log.rows_removed` records)."""
     erased = erase_people(con, opted_out.select("person_id"))
     if erased.get(QUARANTINE.name):
         log.info("removed %d quarantine rows of people who opted out", erased[QUARANTINE.name])
-    return {table: n for table, n in erased.items() if table in TABLES}
+    return erased
 
 
 def honour_quarantined_opt_outs(con: duckdb.DuckDBPyConnection, batch: Batch, result: ValidationResult) -> pl.DataFrame:
@@ -340,9 +341,12 @@ def _load_all_tables(
     extract_date: date | None,
     settings: IngestSettings,
     fail_after_table: str | None,
-) -> tuple[list[TableCounts], Counter[tuple[str, str]]]:
+) -> tuple[list[TableCounts], Counter[tuple[str, str]], int]:
+    """Every table of the batch in load order: the counts, the quarantine reasons, and how many rows erasing
+    opted-out people changed in any table."""
     counts: dict[str, TableCounts] = {}
     reasons: Counter[tuple[str, str]] = Counter()
+    erased = 0
     for name in LOAD_ORDER:
         if name in batch.files:
             loaded, result = load_table(con, batch, TABLES[name], extract_date, settings)
@@ -354,14 +358,16 @@ def _load_all_tables(
                     [result.valid.select("person_id"), honour_quarantined_opt_outs(con, batch, result)]
                 )
                 for table, n in remove_opted_out(con, objections).items():
-                    counts.setdefault(table, TableCounts(table, None, None)).rows_removed += n
+                    erased += n
+                    if table in TABLES:
+                        counts.setdefault(table, TableCounts(table, None, None)).rows_removed += n
         if name == fail_after_table:
             raise InjectedFailure(f"test hook: failing after table {name}")
     ordered = [counts[n] for n in LOAD_ORDER if n in counts]
     broken = [c.table for c in ordered if not c.reconciles()]
     if broken:
         raise ReconciliationError(f"counts do not reconcile for {broken}")
-    return ordered, reasons
+    return ordered, reasons, erased
 
 
 def ingest_batch(
@@ -402,7 +408,7 @@ def ingest_batch(
             )
         check_currency(con, batch)
         check_headers(batch)
-        counts, reasons = _load_all_tables(con, batch, batch.extract_date, settings, fail_after_table)
+        counts, reasons, erased = _load_all_tables(con, batch, batch.extract_date, settings, fail_after_table)
         loaded_at = datetime.now(UTC).replace(tzinfo=None)  # stored as a plain TIMESTAMP, in UTC
         write_log(con, batch, counts, loaded_at)
         con.commit()
@@ -411,6 +417,10 @@ def ingest_batch(
         raise
     finally:
         con.close()
+    if erased:
+        # An erasure: the deleted rows' bytes must leave the file too, not only the tables.
+        compact(db_path)
+        log.info("batch %s: database compacted after erasing opted-out people", batch.batch_id)
     report = IngestReport(batch.batch_id, "loaded", counts, dict(reasons), time.perf_counter() - started)
     report.data_quality_warnings = recorded_warnings(batch.manifest)
     _log_summary(report)

@@ -279,6 +279,28 @@ def _holder(message: str) -> str:
     return f" (process {pid}, running since {started})"
 
 
+def compact(db_path: Path) -> None:
+    """Rewrite the database file with its live rows only, atomically. DuckDB marks deleted rows free but leaves
+    their bytes in the file until the space is reused, so after an erasure the opted-out person's rows (their
+    quarantined raw rows too) could still be read from the file's bytes; the copy holds none of them."""
+    path = Path(db_path)
+    fresh = path.with_name(f".{path.name}.compacting")
+    fresh.unlink(missing_ok=True)
+    quoted = {name: str(p).replace("'", "''") for name, p in (("src", path), ("dst", fresh))}
+    try:
+        with duckdb.connect(":memory:") as con:
+            con.execute(f"ATTACH '{quoted['src']}' AS src (READ_ONLY)")
+            con.execute(f"ATTACH '{quoted['dst']}' AS dst")
+            con.execute("COPY FROM DATABASE src TO dst")
+            con.execute("DETACH dst")
+            con.execute("DETACH src")
+        with open(fresh, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(fresh, path)
+    finally:
+        fresh.unlink(missing_ok=True)
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every warehouse table that is absent (and bring older ones up to date)."""
     for table in WAREHOUSE_TABLES.values():

@@ -440,6 +440,33 @@ def test_later_opt_out_removes_that_persons_quarantine_rows(tmp_path: Path, db: 
     assert query(db, "SELECT count(*) FROM quarantine") == [(0,)]
 
 
+def test_deleted_rows_are_not_left_in_the_database_file(
+    tmp_path: Path, db: Path, first_batch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A quarantined raw row of the person, holding a value nothing else holds (the person id itself stays, in
+    # the opt-out that records the objection).
+    secret = b"AE-only-in-this-row"
+    bad = clean_rows()["ae_attendances"][0] | {
+        "attendance_id": secret.decode(),
+        "person_id": "young_person",
+        "cost": "x",
+    }
+    ingest_batch(db, write_batch(tmp_path, "b2", {"ae_attendances": [bad]}))
+    assert secret in db.read_bytes()
+    opt_out = {"person_id": "young_person", "opt_out_type": "gp_type_1", "recorded_date": "2024-12-01"}
+    without = tmp_path / "uncompacted.duckdb"
+    import shutil
+
+    shutil.copy(db, without)
+    monkeypatch.setattr(ingest_module, "compact", lambda path: None)
+    ingest_batch(without, write_batch(tmp_path, "b3", {"opt_outs": [opt_out]}))
+    assert secret in without.read_bytes()  # deleted from the tables, still readable in the file: the leak
+    monkeypatch.undo()
+    ingest_batch(db, write_batch(tmp_path / "again", "b3", {"opt_outs": [opt_out]}))
+    assert secret not in db.read_bytes()
+    assert query(db, "SELECT count(*) FROM persons") == query(without, "SELECT count(*) FROM persons")
+
+
 # ------------------------------------------------------------------------------------ idempotency and corrections
 
 
