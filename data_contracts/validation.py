@@ -152,6 +152,9 @@ def check_csv_text(path: Path) -> list[str]:
             f"{path.name}: is not UTF-8 (byte 0x{raw[exc.start]:02X} on line {line}, perhaps latin-1 or "
             "Windows-1252); save it as UTF-8"
         ) from None
+    # Counting fields only: a value too long for the contract is the row validation's to quarantine (bad_format),
+    # so the csv module's own limit on a field's size (128 KiB) must not refuse the whole file first.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
