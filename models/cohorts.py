@@ -5,9 +5,19 @@ Pure Polars over small, explicit frames, so every rule here is testable on named
 
 from __future__ import annotations
 
+import zlib
+
+import numpy as np
 import polars as pl
 
 UNASSIGNED_TEAM = "unassigned"
+DRAW_SCHEMA = {
+    "team_id": pl.String,
+    "person_id": pl.String,
+    "list_rank": pl.Int64,
+    "offered": pl.Boolean,
+    "seed": pl.Int64,
+}
 
 
 def assign_tiers(scores: pl.DataFrame, score_col: str, tiers: dict[str, float]) -> pl.DataFrame:
@@ -41,6 +51,47 @@ def team_lists(scored: pl.DataFrame, teams: pl.DataFrame, score_col: str) -> pl.
         rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("team_id")
     )
     return ranked.filter(pl.col("rank") <= pl.col("capacity")).sort(["team_id", "rank"])
+
+
+def team_lists_drawn(
+    scored: pl.DataFrame, teams: pl.DataFrame, score_col: str, margin: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each team's list cut at capacity, randomised at the margin: the people ranked within `margin` places
+    either side of the capacity (ranks capacity - margin + 1 .. capacity + margin) enter a seeded draw and
+    `margin` of them, drawn, are listed (so offered first); the others are not listed this time. The list keeps
+    the score order and is ranked 1 .. capacity again. Returns (lists, draws: team_id, person_id, list_rank
+    before the draw, offered, seed). margin = 0: `team_lists` and no draws.
+
+    Each team's draw has its own stream from (seed, team id), so it does not depend on the other teams."""
+    if margin <= 0:
+        return team_lists(scored, teams, score_col), pl.DataFrame(schema=DRAW_SCHEMA)
+    with_team = scored.join(
+        teams.select("gp_practice", "team_id", "team_name", "capacity"), on="gp_practice", how="inner"
+    )
+    ranked = with_team.sort([score_col, "person_id"], descending=[True, False]).with_columns(
+        rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("team_id")
+    )
+    listed, draws = [], []
+    for (team_id,), part in ranked.group_by(["team_id"], maintain_order=True):
+        capacity = int(part["capacity"][0])
+        m = min(margin, capacity, max((part.height - capacity), 0))
+        if m == 0:
+            listed.append(part.filter(pl.col("rank") <= capacity))
+            continue
+        window = part.filter((pl.col("rank") > capacity - m) & (pl.col("rank") <= capacity + m))
+        team_seed = int(np.random.SeedSequence([seed, zlib.crc32(str(team_id).encode())]).generate_state(1)[0])
+        won = np.zeros(window.height, bool)
+        won[np.random.default_rng(team_seed).permutation(window.height)[:m]] = True
+        drawn = window.with_columns(pl.Series("offered", won))
+        draws.append(
+            drawn.select(
+                "team_id", "person_id", pl.col("rank").alias("list_rank"), "offered", pl.lit(team_seed).alias("seed")
+            )
+        )
+        keep = pl.concat([part.filter(pl.col("rank") <= capacity - m), drawn.filter("offered").drop("offered")])
+        listed.append(keep.sort("rank").with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64)))
+    lists = pl.concat(listed).sort(["team_id", "rank"]) if listed else ranked.head(0)
+    return lists, pl.concat(draws).cast(DRAW_SCHEMA) if draws else pl.DataFrame(schema=DRAW_SCHEMA)  # type: ignore[arg-type]
 
 
 def unassigned_count(scored: pl.DataFrame, teams: pl.DataFrame) -> int:

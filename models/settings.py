@@ -124,6 +124,10 @@ class ScoringSettings:
     # prevention has most to gain; at most `rising_risk_people` per team (0 turns the view off).
     rising_risk_weeks: Annotated[StrictInt, Field(ge=1, le=52)] = 4
     rising_risk_people: Annotated[StrictInt, Field(ge=0, le=500)] = 20
+    # Randomise at the margin: the people ranked within this many places either side of each team's capacity
+    # enter a seeded draw, and half of them (drawn) are listed, so offered first; the draw is recorded in the
+    # warehouse (`list_draws`) for the evaluation of case management (0 = off: the list is the top capacity).
+    randomise_margin: Annotated[StrictInt, Field(ge=0, le=500)] = 0
 
 
 @dataclass

@@ -431,6 +431,92 @@ def print_workspace_demo(settings: Settings) -> None:
     console.print(table)
 
 
+evaluate_app = typer.Typer(
+    help="Did case management work? The plan (declared and frozen first) and the evaluation against it.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(evaluate_app, name="evaluate")
+PlanOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plan", help="Evaluation plan (TOML). Default: ./evaluation.toml if present, else the shipped plan."
+    ),
+]
+
+
+@evaluate_app.callback()
+def evaluate(
+    ctx: typer.Context,
+    plan: PlanOption = None,
+    draws: Annotated[
+        Path | None,
+        typer.Option(
+            help="Draws at the margin recorded outside the warehouse (Parquet: person_id, team_id, "
+            "draw_date, list_rank, offered), e.g. HOME/synthetic/list_draws.parquet."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Evaluate the case-management service against its frozen plan: HTML report with plots, JSON and CSV."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _load(config, {"home": home})
+    summary = _flows().evaluate(
+        overrides=_flow_overrides(settings), plan=str(plan) if plan else None, draws=str(draws) if draws else None
+    )
+    table = RichTable(title=f"Plan {summary['plan_id']} ({summary['plan_hash'][:12]}), data to {summary['data_end']}")
+    for column in ("method", "outcome", "estimate", "95% interval", "people"):
+        table.add_column(column, justify="right" if column in ("estimate", "people") else "left")
+    for row in summary["estimates"]:
+        table.add_row(
+            row["method"],
+            row["outcome"],
+            f"{row['estimate']:+.1%}",
+            f"{row['lo']:+.1%} to {row['hi']:+.1%}",
+            str(row["people"]),
+        )
+    console.print(table)
+    console.print(
+        f"taken on {summary['taken_on']}, with a whole follow-up {summary['evaluable']}, matched {summary['matched']}"
+    )
+    console.print(f"report: {summary['folder']}/index.html")
+
+
+@evaluate_app.command("plan")
+def evaluate_plan(
+    plan: PlanOption = None,
+    freeze: Annotated[bool, typer.Option("--freeze", help="Record the plan's hash and date in the warehouse.")] = False,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Check the evaluation plan, compute the power the population gives, and (--freeze) freeze it."""
+    from pipelines.evaluate import check_plan, freeze_plan
+
+    settings = _load(config, {"home": home})
+    check = check_plan(settings, plan)
+    console.print(f"plan {check.plan.id!r} ({check.path}): valid, hash {check.hash}")
+    if check.power:
+        p = check.power
+        console.print(
+            f"power: emergency admissions {p['rate_per_year']:.2f} a year among the {p['listed_people']:.0f} people "
+            f"the lists would hold (dispersion {p['dispersion']:.2f}); {p['people_needed']:.0f} people taken on "
+            f"detect a {check.plan.power.minimum_effect:.0%} reduction with power {check.plan.power.power:.0%}; "
+            f"{p['people_taken_on']:.0f} taken on so far give power {p['power_now']:.0%}"
+        )
+    if freeze:
+        frozen = freeze_plan(settings, plan)
+        console.print(
+            f"frozen: plan {frozen.plan_id!r}, hash {frozen.plan_hash[:12]}, {frozen.frozen_at:%Y-%m-%d %H:%M}"
+        )
+    elif check.frozen is not None:
+        state = "CHANGED since it was frozen" if check.changed_since_frozen else "unchanged since it was frozen"
+        console.print(f"{state} on {check.frozen.frozen_at:%Y-%m-%d} (hash {check.frozen.plan_hash[:12]})")
+    else:
+        console.print("not frozen yet: `riskstrat evaluate plan --freeze` before the results are seen")
+
+
 register_workspace_commands(app, _load, console)
 
 if __name__ == "__main__":

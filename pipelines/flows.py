@@ -200,6 +200,36 @@ def weekly(config: str | None = None, overrides: dict[str, Any] | None = None) -
     return {"ingest": reports, "score": scored}
 
 
+@task(cache_policy=NO_CACHE)
+def evaluate_task(settings: Settings, plan: str | None, draws: str | None) -> dict[str, Any]:
+    from pipelines.evaluate import evaluate as run_evaluation
+
+    report = run_evaluation(settings, Path(plan) if plan else None, Path(draws) if draws else None)
+    return report.summary()
+
+
+@flow(name="evaluate")
+def evaluate(
+    config: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    plan: str | None = None,
+    draws: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate the case-management service against its frozen plan (monthly): estimates, balance, outcome
+    metrics with control charts, written as HTML, JSON and CSV; the estimates kept with the plan's hash."""
+    settings = _settings(config, overrides)
+    summary = evaluate_task(settings, plan, draws)
+    create_table_artifact(
+        key="case-management-evaluation",
+        table=[
+            {k: row[k] for k in ("method", "outcome", "estimate", "lo", "hi", "people")} for row in summary["estimates"]
+        ],
+        description=f"Plan {summary['plan_id']} ({summary['plan_hash'][:12]}), data to {summary['data_end']}: "
+        "aggregates only.",
+    )
+    return summary
+
+
 @flow(name="demo")
 def demo(config: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The embedded default end to end: generate a synthetic population, ingest, train, score and publish."""

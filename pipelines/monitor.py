@@ -9,7 +9,6 @@ Monitored: the ranking outcome's model (the one whose list teams act on). Every 
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import math
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from models.monitoring import (
     score_psi,
     top_features,
 )
+from pipelines.publish.charts import figure_svg
 from pipelines.settings import Settings
 from pipelines.warehouse import WAREHOUSE_TABLES, connect, previous_lists, read_tables, tables_present
 
@@ -256,16 +256,6 @@ def stored_metrics(db_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return metrics, alerts
 
 
-def _svg(fig: Any) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
 def _series_plot(
     frame: pl.DataFrame, title: str, ylabel: str, band: tuple[float, float] | None = None, line: float | None = None
 ) -> str:
@@ -287,7 +277,7 @@ def _series_plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", ncols=3)
     fig.autofmt_xdate()
-    return _svg(fig)
+    return figure_svg(fig)
 
 
 def _table(frame: pl.DataFrame) -> str:

@@ -26,7 +26,15 @@ from data_contracts.reference import acsc_condition, codelist, icd10_words, mone
 from features.build import build_features
 from features.catalogue import CATALOGUE
 from features.inputs import Tables
-from models.cohorts import UNASSIGNED_TEAM, age_band, assign_tiers, rising_risk, team_lists, week_on_week
+from models.cohorts import (
+    DRAW_SCHEMA,
+    UNASSIGNED_TEAM,
+    age_band,
+    assign_tiers,
+    rising_risk,
+    team_lists_drawn,
+    week_on_week,
+)
 from pipelines.publish import Provenance, Publication
 from pipelines.publish.publication import ACTIVITY_MONTHS, SCHEMAS, RisingRiskRule
 from pipelines.settings import Settings
@@ -83,6 +91,8 @@ class ScoreResult:
     publication: Publication  # what publishing writes: the lists, reasons, leavers, activity, provenance
     # The feature frame the scores came from (for monitoring; never published).
     features: pl.DataFrame | None = field(repr=False, default=None)
+    # Draws at the margin of the lists (scoring.randomise_margin; empty when off): stored, never published.
+    draws: pl.DataFrame = field(repr=False, default_factory=lambda: pl.DataFrame(schema=DRAW_SCHEMA))
 
     def counts(self) -> dict[str, int]:
         """Aggregate counts only: safe for logs and Prefect artifacts."""
@@ -147,7 +157,9 @@ def score_population(
     population = population.with_columns(ranking_score=pl.Series(raw_scores[ranking]))
     population = assign_tiers(population, "ranking_score", settings.scoring.tiers)
     teams = tables["teams"].collect()
-    lists = team_lists(population, teams, "ranking_score")
+    # The draw's seed: the settings' seed and the date, so a rerun of the same week draws the same people.
+    draw_seed = settings.seed * 100_000 + as_of.toordinal() % 100_000
+    lists, draws = team_lists_drawn(population, teams, "ranking_score", settings.scoring.randomise_margin, draw_seed)
 
     previous = previous_lists(settings.db, as_of)
     opted_out = set(tables["opt_outs"].select("person_id").collect()["person_id"].to_list())
@@ -197,7 +209,7 @@ def score_population(
         rising_risk=_rising_rows(rising),
         opted_out_ids=frozenset(opted_out),
     )
-    return ScoreResult(population=population, publication=publication, features=features)
+    return ScoreResult(population=population, publication=publication, features=features, draws=draws)
 
 
 def _calibrated(model: TrainedModel, raw_logodds: np.ndarray) -> np.ndarray:

@@ -75,7 +75,20 @@ class ScheduleSettings:
 
     weekly_cron: Cron = "0 6 * * 1"
     retrain_cron: Cron = "0 5 1 */3 *"
+    evaluate_cron: Cron = "0 7 2 * *"  # the evaluation of case management, monthly
     timezone: Annotated[StrictStr, AfterValidator(_time_zone)] = "Europe/London"
+
+
+@dataclass
+class EvaluationSettings:
+    """The evaluation of the case-management service (`riskstrat evaluate`, pipelines/evaluate.py)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    # The evaluation plan; None: ./evaluation.toml if present, else the shipped default plan.
+    plan: Path | None = None
+    # Outcome metrics and control charts cover this many whole months before the latest data.
+    metrics_months: Annotated[StrictInt, Field(ge=3, le=120)] = 24
 
 
 @dataclass
@@ -103,6 +116,7 @@ class Settings:
     workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 
     def __post_init__(self) -> None:
         if self.training.seed != self.seed:

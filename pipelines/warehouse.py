@@ -211,6 +211,49 @@ MONITORING_ALERTS = WarehouseTable(
     ),
 )
 
+# Draws at the margin of each team's list (scoring.randomise_margin): who entered the draw and who was listed.
+LIST_DRAWS = WarehouseTable(
+    "list_draws",
+    (
+        ("run_id", "VARCHAR"),
+        ("as_of", "DATE"),
+        ("team_id", "VARCHAR"),
+        ("person_id", "VARCHAR"),
+        ("list_rank", "BIGINT"),  # the rank before the draw
+        ("offered", "BOOLEAN"),  # drawn onto the list
+        ("seed", "BIGINT"),
+    ),
+    person_rows=PersonRows(),
+)
+# Evaluation plans of the case-management service as frozen (pipelines/evaluate.py), and each evaluation's
+# estimates with the plan they answer.
+EVALUATION_PLANS = WarehouseTable(
+    "evaluation_plans",
+    (
+        ("plan_id", "VARCHAR"),
+        ("plan_hash", "VARCHAR"),
+        ("title", "VARCHAR"),
+        ("replaces", "VARCHAR"),
+        ("frozen_at", "TIMESTAMP"),
+        ("plan_text", "VARCHAR"),
+    ),
+)
+EVALUATION_RESULTS = WarehouseTable(
+    "evaluation_results",
+    (
+        ("plan_hash", "VARCHAR"),
+        ("evaluated_at", "TIMESTAMP"),
+        ("data_end", "DATE"),
+        ("method", "VARCHAR"),
+        ("outcome", "VARCHAR"),
+        ("estimate", "DOUBLE"),
+        ("lo", "DOUBLE"),
+        ("hi", "DOUBLE"),
+        ("people", "BIGINT"),
+        ("comparisons", "BIGINT"),
+    ),
+)
+
 WAREHOUSE_TABLES: dict[str, WarehouseTable] = {
     t.name: t
     for t in (
@@ -224,6 +267,9 @@ WAREHOUSE_TABLES: dict[str, WarehouseTable] = {
         QUALITY_CHECKS,
         MONITORING_METRICS,
         MONITORING_ALERTS,
+        LIST_DRAWS,
+        EVALUATION_PLANS,
+        EVALUATION_RESULTS,
     )
 }
 """Every table of the warehouse. Contract tables first, in load order."""
@@ -456,7 +502,8 @@ def earlier_scores(db_path: Path, outcome: str, on_or_before: date) -> pl.DataFr
 
 
 def store_scores(db_path: Path, result: ScoreResult) -> None:
-    """Keep a run's scores and lists in the warehouse (next week's changes are measured against them).
+    """Keep a run's scores, lists and draws at the margin in the warehouse (next week's changes are measured
+    against them; the evaluation of case management reads the draws).
     Atomic, and idempotent per as-of date: a rerun for the same date replaces that date's rows."""
     prov = result.publication.provenance
     outcome_of = {o.risk_column: o.name for o in OUTCOMES if o.risk_column in result.population.columns}
@@ -479,11 +526,20 @@ def store_scores(db_path: Path, result: ScoreResult) -> None:
         "rank",
         pl.col("risk").cast(pl.Float64),
     )
+    draws = result.draws.select(
+        pl.lit(prov.run_id).alias("run_id"),
+        pl.lit(prov.as_of).alias("as_of"),
+        "team_id",
+        "person_id",
+        "list_rank",
+        "offered",
+        "seed",
+    )
     with connect(db_path, read_only=False) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             ensure_schema(con)
-            for table, frame in ((RISK_SCORES, scores), (TEAM_LIST_HISTORY, history)):
+            for table, frame in ((RISK_SCORES, scores), (TEAM_LIST_HISTORY, history), (LIST_DRAWS, draws)):
                 columns = ", ".join(table.column_names)
                 con.execute(f"DELETE FROM {table.name} WHERE as_of = ?", [prov.as_of])
                 with registered(con, "_incoming", frame):

@@ -47,14 +47,16 @@ def test_the_readme_configuration_example_loads(tmp_path: Path) -> None:
     assert settings.schedule.timezone == "Europe/London"
 
 
-def test_weekly_and_retrain_deployments_carry_cron_and_timezone() -> None:
+def test_weekly_retrain_and_evaluate_deployments_carry_cron_and_timezone() -> None:
     from pipelines.schedule import deployments
 
     settings = load_settings(None, {"schedule": {"weekly_cron": "0 7 * * 2"}})
-    weekly, retrain = deployments(settings)
+    weekly, retrain, evaluate = deployments(settings)
     assert weekly.name == "riskstrat-weekly" and retrain.name == "riskstrat-retrain"
     schedule = weekly.schedules[0].schedule
     assert schedule.cron == "0 7 * * 2" and schedule.timezone == "Europe/London"
+    assert evaluate.name == "riskstrat-evaluate" and evaluate.schedules[0].schedule.cron == "0 7 2 * *"
+    assert weekly.tags == ["riskstrat", "weekly"] and evaluate.tags == ["riskstrat", "evaluate"]
 
 
 # A wrong value in a settings file: (TOML, the key the one-line error must name, words it must say).

@@ -28,6 +28,7 @@ from data_contracts.evaluation_plan import EvaluationPlan, evaluation_outcomes
 from models.impact.cohort import COVARIATES
 
 _NORMAL = NormalDist()
+FEW_EVENTS = 5  # an estimate from fewer events after the start, in either group, is marked not informative
 SET_SUMS = ("t_post", "t_years_post", "t_pre", "t_years_pre", "c_post", "c_years_post", "c_pre", "c_years_pre")
 
 
@@ -278,13 +279,16 @@ def matched_did(sums: pl.DataFrame, outcome: str, plan: EvaluationPlan, comparis
     boot = effect((counts @ a.T).T)
     lo, hi = _interval(boot, plan.analysis.confidence)
     totals = a.sum(axis=1)
+    kind = evaluation_outcomes()[outcome].kind
+    few = kind != "sum" and min(totals[0], totals[4]) < FEW_EVENTS
+    note = f"fewer than {FEW_EVENTS} events after the start in a group: not informative" if few else ""
     extra = {
         "rate_taken_on_before": float(totals[2] / totals[3]) if totals[3] else float("nan"),
         "rate_taken_on_after": float(totals[0] / totals[1]) if totals[1] else float("nan"),
         "rate_comparison_before": float(totals[6] / totals[7]) if totals[7] else float("nan"),
         "rate_comparison_after": float(totals[4] / totals[5]) if totals[5] else float("nan"),
     }
-    return Estimate("matched_did", outcome, point, lo, hi, sums.height, comparisons, "", extra)
+    return Estimate("matched_did", outcome, point, lo, hi, sums.height, comparisons, note, extra)
 
 
 def randomised(

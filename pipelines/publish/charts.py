@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
+from typing import Any
 
 RAISES_COLOUR = "#C0392B"
 LOWERS_COLOUR = "#2C7BB6"
@@ -349,3 +350,16 @@ def bar_chart_svg(items: Sequence[BarItem], title: str) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def figure_svg(fig: Any) -> str:
+    """A matplotlib figure as inline SVG markup (the figure is closed)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
