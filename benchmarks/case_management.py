@@ -7,7 +7,8 @@ emergency-admission hazard by (1 - effect). Each population stays in memory (`si
 the tables as the warehouse would hold them) and is evaluated by models.impact with the shipped plan (the
 bootstrap shortened to `--bootstrap` replicates).
 
-Scenarios: null (effect 0), reduction (effect 0.2), margin (effect 0.2, randomised at the margin).
+Scenarios: null (effect 0), reduction_20 (effect 0.2), margin_20 (effect 0.2, randomised 10 places either side of
+the last place discussed) and margin_20_wide (30 places).
 Reported per scenario: the naive before-and-after mean, the matched DiD mean estimate, its bias against the
 true relative change, the share of runs whose interval covers the truth, and the same for the randomised
 estimate where the draw is on. Targets: null DiD covers 0 in >= 90% of runs; 20% reduction covered in >= 90%
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "null": {"effect": 0.0, "margin": 0},
     "reduction_20": {"effect": 0.2, "margin": 0},
     "margin_20": {"effect": 0.2, "margin": 10},
+    "margin_20_wide": {"effect": 0.2, "margin": 30},  # a wider draw: about 3 times the people randomised
 }
 FIRST_SEED = 1000
 
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=300)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--merge", action="store_true", help="Add the scenarios run to those already in --out.")
     args = parser.parse_args()
     plan, _ = load_plan()
     plan = dataclasses.replace(plan, analysis=dataclasses.replace(plan.analysis, bootstrap_replicates=args.bootstrap))
@@ -110,6 +113,10 @@ def main() -> None:
         report["scenarios"][name] = {**scenario, "true_relative_change": truth, **summarise(rows, truth), "rows": rows}
         print(name, json.dumps({k: v for k, v in report["scenarios"][name].items() if k != "rows"}), flush=True)
     report["seconds"] = round(time.perf_counter() - started, 1)
+    if args.merge and args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        report["scenarios"] = {**earlier["scenarios"], **report["scenarios"]}
+        report["seconds"] = round(earlier["seconds"] + report["seconds"], 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
