@@ -58,9 +58,11 @@ Share = Annotated[StrictFloat, Field(gt=0, lt=1)]
 class MatchingPlan:
     __pydantic_config__ = ConfigDict(extra="forbid")
 
-    # The score each person is matched on at their start date: the case-finding score the lists were ranked by
-    # (features/case_finding.py, recomputed from the record at that date).
-    score: Literal["case_finding"] = "case_finding"
+    # The score each person is matched on at their start date, the one the lists were ranked by: the
+    # case-finding score (features/case_finding.py, recomputed from the record at that date; the synthetic MDT's),
+    # or riskstrat's own stored score (`risk_scores`, the latest of `score_outcome` at most 35 days before).
+    score: Literal["case_finding", "risk_scores"] = "case_finding"
+    score_outcome: StrictStr = "emergency_admission"
     exact: tuple[Literal["team_id", "sex", "age_band", "emergency_3m_band", "emergency_12m_band"], ...] = MATCH_COLUMNS
     controls_per_person: Annotated[StrictInt, Field(ge=1, le=10)] = 3
     caliper_sd: Annotated[StrictFloat, Field(gt=0)] = 0.2  # of the score among the people eligible that day

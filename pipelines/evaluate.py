@@ -49,6 +49,7 @@ from pipelines.warehouse import (
     EVALUATION_PLANS,
     EVALUATION_RESULTS,
     LIST_DRAWS,
+    RISK_SCORES,
     connect,
     ensure_schema,
     latest_extract_date,
@@ -97,14 +98,22 @@ def data_end(settings: Settings) -> date:
     return latest + timedelta(days=1)
 
 
-def warehouse_tables(settings: Settings, draws_file: Path | None = None) -> Tables:
-    """The contract tables, and the draws at the margin (the warehouse's, or a file's: person_id, team_id,
-    draw_date, list_rank, offered) as `list_draws`."""
+def warehouse_tables(settings: Settings, draws_file: Path | None = None, scores_of: str | None = None) -> Tables:
+    """The contract tables, the draws at the margin (the warehouse's, or a file's: person_id, team_id, draw_date,
+    list_rank, offered) as `list_draws`, and with `scores_of` an outcome, riskstrat's stored scores of it
+    (`risk_scores`: person_id, as_of, outcome, risk)."""
     tables = dict(read_tables(settings.db))
-    if draws_file is not None:
-        tables["list_draws"] = pl.scan_parquet(draws_file)
-        return tables
     with connect(settings.db) as con:
+        if scores_of is not None and RISK_SCORES.name in tables_present(con):
+            tables["risk_scores"] = (
+                con.execute(
+                    "SELECT person_id, as_of, outcome, risk FROM risk_scores "
+                    "WHERE person_id IS NOT NULL AND outcome = ?",
+                    [scores_of],
+                )
+                .pl()
+                .lazy()
+            )
         if LIST_DRAWS.name in tables_present(con):
             draws = con.sql(
                 "SELECT person_id, team_id, as_of AS draw_date, list_rank, offered FROM list_draws "
@@ -112,6 +121,8 @@ def warehouse_tables(settings: Settings, draws_file: Path | None = None) -> Tabl
             ).pl()
             if draws.height:
                 tables["list_draws"] = draws.lazy()
+    if draws_file is not None:
+        tables["list_draws"] = pl.scan_parquet(draws_file)
     return tables
 
 
@@ -250,7 +261,9 @@ def evaluate(settings: Settings, path: Path | None = None, draws_file: Path | No
             f"(hash {check.frozen.plan_hash[:12]}, now {check.hash[:12]}): a changed plan is a new plan"
         )
     end = data_end(settings)
-    tables = warehouse_tables(settings, draws_file)
+    matching = check.plan.matching
+    scores_of = matching.score_outcome if matching.score == "risk_scores" else None
+    tables = warehouse_tables(settings, draws_file, scores_of)
     result = evaluate_impact(tables, check.plan, end)
     first = add_months(date(end.year, end.month, 1), -settings.evaluation.metrics_months)
     metrics = with_control_limits(monthly_metrics(tables, first, end))

@@ -222,3 +222,51 @@ def test_planted_effect_multiplies_the_hazard_of_the_people_managed_then() -> No
     assert service.rate_ratio(no_meeting, int(service.managed_until.max()) + 1, everyone) is None
     record = service.record()
     assert record["true_effect"]["relative_change"] == -0.25
+
+
+def test_a_person_taken_on_after_an_earlier_discussion_is_still_evaluated() -> None:
+    """Ann was put to 'review later' a month before she was taken on: her history keeps her out of the
+    comparisons, not out of the people taken on."""
+    tables = dict(peak_scenario())
+    review = {
+        "person_id": "ann",
+        "team_id": "T1",
+        "decision": "review_later",
+        "discussed_date": date(2024, 12, 1),
+        "decision_date": date(2024, 12, 1),
+    }
+    tables["caseload"] = tables_from_rows({"caseload": [review, taken_on("ann")]})["caseload"]
+    day_set = risk_set(tables, START, plan())
+    assert day_set.filter(pl.col("taken_on"))["person_id"].to_list() == ["ann"]
+    assert evaluate_impact(tables, plan(), DATA_END).matched == 1
+
+
+def test_matching_on_riskstrats_stored_score_when_the_plan_says_so() -> None:
+    """Bea's record is Ann's, but the stored weekly scores put Cal next to Ann: the plan's score decides."""
+    spells = []
+    for pid in ("ann", "bea", "cal"):
+        spells += emergency(pid, date(2024, 11, 20))
+    tables = tables_from_rows(
+        {
+            "persons": [person("ann"), person("bea"), person("cal", birth_year=1970)],
+            "teams": TEAMS,
+            "apc_spells": spells,
+            "caseload": [taken_on("ann")],
+        }
+    )
+    stored = pl.LazyFrame(
+        {
+            "person_id": ["ann", "bea", "cal", "ann"],
+            "as_of": [date(2024, 12, 30), date(2024, 12, 30), date(2024, 12, 30), date(2024, 6, 1)],
+            "outcome": ["emergency_admission"] * 4,
+            "risk": [0.40, 0.10, 0.38, 0.05],
+        }
+    )
+    tables["risk_scores"] = stored
+    by_record = match(risk_set(tables, START, plan(controls_per_person=1, caliper_sd=10.0)), plan())
+    stored_plan = plan(controls_per_person=1, caliper_sd=10.0, score="risk_scores")
+    day_set = risk_set(tables, START, stored_plan)
+    assert dict(zip(day_set["person_id"], day_set["score"], strict=True)) == {"ann": 0.40, "bea": 0.10, "cal": 0.38}
+    by_stored = match(day_set, stored_plan)
+    assert by_record.filter(~pl.col("treated"))["person_id"].to_list() == ["bea"]
+    assert by_stored.filter(~pl.col("treated"))["person_id"].to_list() == ["cal"]

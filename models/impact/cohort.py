@@ -11,7 +11,7 @@ after the start.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -26,6 +26,7 @@ from models.cohorts import age_band
 ADULT_AGE = 18
 EMERGENCY_3M_CAP, EMERGENCY_12M_CAP = 2, 4  # bands: 0, 1, 2+ and 0 .. 4+
 CARE_HOME_SERVICES = codes_in_group("asc_service_type", "residential", "nursing")
+STORED_SCORE_MAX_AGE_DAYS = 35  # a stored weekly score older than this at the start date is not used
 COVARIATES: tuple[str, ...] = ("score", *TERMS[:4], "age", "female")
 """What the balance table compares (the score, its count terms, age and sex)."""
 
@@ -55,8 +56,13 @@ def risk_set(tables: Tables, day: date, plan: EvaluationPlan) -> pl.DataFrame:
     its terms, age, age_band, sex, female, the bands matched exactly, and `taken_on` (started that day).
 
     Could have: an adult alive that day whose practice has a team, never taken on before, not discussed at the
-    MDT in the `review_months` before, and not deferred by a draw at the margin in the follow-up months before."""
+    MDT in the `review_months` before, and not deferred by a draw at the margin in the follow-up months before
+    (the people taken on that day are in it whatever their history). With `matching.score = "risk_scores"` the
+    score is riskstrat's stored score (the latest of `score_outcome` within 35 days before the day); people
+    without one are not in the set."""
     people = case_finding_inputs(tables, day)
+    if plan.matching.score == "risk_scores":
+        people = people.drop("score").join(_stored_scores(tables, day, plan.matching.score_outcome), on="person_id")
     persons = contract_table(tables, "persons").select("person_id", "date_of_death")
     teams = contract_table(tables, "teams").select("gp_practice", "team_id")
     caseload = contract_table(tables, "caseload")
@@ -86,10 +92,12 @@ def risk_set(tables: Tables, day: date, plan: EvaluationPlan) -> pl.DataFrame:
         .filter(pl.col("date_of_death").is_null() | (pl.col("date_of_death") >= day))
         .filter(pl.col("age") >= ADULT_AGE)
         .join(teams, on="gp_practice", how="inner")
-        .join(excluded, on="person_id", how="anti")
         .join(taken_today, on="person_id", how="left")
+        .with_columns(pl.col("taken_on").fill_null(False))
+        .join(excluded.with_columns(pl.lit(True).alias("_excluded")), on="person_id", how="left")
+        .filter(pl.col("taken_on") | pl.col("_excluded").is_null())
+        .drop("_excluded")
         .with_columns(
-            pl.col("taken_on").fill_null(False),
             age_band(pl.col("age")).alias("age_band"),
             (pl.col("sex") == "2").cast(pl.Float64).alias("female"),
             pl.col("emergency_admissions_3m").clip(upper_bound=EMERGENCY_3M_CAP).alias("emergency_3m_band"),
@@ -99,6 +107,21 @@ def risk_set(tables: Tables, day: date, plan: EvaluationPlan) -> pl.DataFrame:
         .drop("date_of_death", "gp_practice")
     )
     return frame.collect().sort("person_id")
+
+
+def _stored_scores(tables: Tables, day: date, outcome: str) -> pl.LazyFrame:
+    """person_id, score: each person's latest stored risk of `outcome` from a run before `day` (at most
+    STORED_SCORE_MAX_AGE_DAYS old)."""
+    stored = tables.get("risk_scores")
+    if stored is None:
+        return pl.LazyFrame(schema={"person_id": pl.String, "score": pl.Float64})
+    since = day - timedelta(days=STORED_SCORE_MAX_AGE_DAYS)
+    return (
+        stored.filter((pl.col("outcome") == outcome) & (pl.col("as_of") < day) & (pl.col("as_of") >= since))
+        .sort("as_of")
+        .group_by("person_id")
+        .agg(pl.col("risk").last().alias("score"))
+    )
 
 
 def windows(tables: Tables, keys: pl.DataFrame, plan: EvaluationPlan, outcomes: Iterable[str]) -> pl.DataFrame:
