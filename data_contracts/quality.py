@@ -22,6 +22,7 @@ from statistics import median
 
 import polars as pl
 
+from data_contracts.errors import DomainError
 from data_contracts.settings import QualitySettings
 
 PASS, WARN, ERROR = "pass", "warn", "error"
@@ -134,6 +135,7 @@ class GateDecision:
     status: str  # worst status of the checks
     errors: list[CheckResult]
     warnings: list[CheckResult]
+    checked: int = 0  # checks run, passed ones included
 
     @property
     def stale_tables(self) -> list[str]:
@@ -149,8 +151,11 @@ class GateDecision:
 
 def decide(results: list[CheckResult]) -> GateDecision:
     worst = max((r.status for r in results), key=_RANK.__getitem__, default=PASS)
-    return GateDecision(worst, [r for r in results if r.status == ERROR], [r for r in results if r.status == WARN])
+    return GateDecision(
+        worst, [r for r in results if r.status == ERROR], [r for r in results if r.status == WARN], len(results)
+    )
 
 
-class DataQualityError(RuntimeError):
-    """A data-quality gate failed and the settings say the run stops (`quality.on_error = "fail"`)."""
+class DataQualityError(DomainError, RuntimeError):
+    """A data-quality gate failed and the settings say the run stops (`quality.on_error = "fail"`): a rejection
+    of the data, never retried; the CLI prints it as one line."""

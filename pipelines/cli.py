@@ -57,6 +57,14 @@ class _QuietDomainFailures(logging.Filter):
         return not (record.name.startswith("prefect") and record.levelno >= logging.ERROR)
 
 
+class _QuietPrefectProgress(logging.Filter):
+    """Keeps Prefect's INFO lines (runs created, tasks finished) off the terminal; they still reach Prefect's
+    API and UI. `--verbose` shows them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("prefect") and record.levelno < logging.WARNING)
+
+
 app = _App(
     name="riskstrat",
     help="Find the people most likely to become high-cost or frequent users of health and social care.",
@@ -93,9 +101,12 @@ def _flows() -> types.ModuleType:
     logging handlers; unless debugging, they then leave failures to the CLI's one line."""
     import pipelines.flows
 
-    if not _debugging():
-        for handler in logging.getLogger().handlers:
+    verbose = logging.getLogger("riskstrat").level <= logging.DEBUG
+    for handler in logging.getLogger().handlers:
+        if not _debugging():
             handler.addFilter(_QuietDomainFailures())
+        if not verbose:
+            handler.addFilter(_QuietPrefectProgress())
     return pipelines.flows
 
 
@@ -361,7 +372,39 @@ def weekly(config: ConfigOption = None, home: HomeOption = None) -> None:
     settings = _load(config, {"home": home})
     summary = _flows().weekly(config=str(config) if config else None, overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
+    gates = summary["gates"]
+    console.print(
+        f"data-quality gates: {gates['status']} ({gates['counts']['warn']} warned, {gates['counts']['error']} failed)"
+    )
     print_score_summary(summary["score"])
+    monitored = summary["monitoring"]
+    for alert in monitored["alerts"]:
+        console.print(f"[yellow]monitoring alert:[/yellow] {alert}")
+    refit = "requested" if monitored["refit_requested"] else "not requested"
+    console.print(f"monitoring: {len(monitored['alerts'])} alert(s), refit {refit}; report {monitored['report']}")
+
+
+@app.command()
+def monitor(
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the report. Default: HOME/outputs/monitoring/index.html")
+    ] = None,
+    open_report: Annotated[bool, typer.Option("--open", help="Open the report in the default browser.")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Write the monitoring report (drift, expected and realised performance and data-quality checks over time,
+    alerts) from what the weekly runs stored, and print where it is."""
+    settings = _load(config, {"home": home, "db_path": db})
+    from pipelines.monitor import default_report_path, write_report
+
+    path = write_report(settings, out or default_report_path(settings)).resolve()
+    console.print(f"monitoring report: {path}")
+    if open_report:
+        import webbrowser
+
+        webbrowser.open(path.as_uri())
 
 
 @app.command()

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from data_contracts.dates import add_months
+from data_contracts.errors import NotReadyError
 from data_contracts.outcomes import OUTCOMES_BY_NAME
 from features.inputs import Tables
 from features.outcomes import label_outcomes
@@ -148,10 +149,9 @@ def monitor_week(
     version = registry.current_version(outcome)
     if version is None:
         raise FileNotFoundError(f"no current model for {outcome!r}: run `riskstrat train` first")
-    model = registry.load(outcome, version)
     reference = registry.reference(outcome, version)
     m = settings.monitoring
-    top = top_features(model.importance_, m.top_features)
+    top = top_features(registry.load_evaluation(outcome, version).importance, m.top_features)
     if reference is None:
         log.warning(
             "%s %s has no stored reference distribution (trained before monitoring): no drift", outcome, version
@@ -250,7 +250,7 @@ def trigger_retrain(
 def stored_metrics(db_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     with connect(db_path) as con:
         if "monitoring_metrics" not in tables_present(con):
-            raise FileNotFoundError(f"{db_path} holds no monitoring yet: run `riskstrat weekly` or `riskstrat monitor`")
+            raise NotReadyError(f"{db_path} holds no monitoring yet: run `riskstrat weekly` first")
         metrics = con.sql("SELECT * FROM monitoring_metrics ORDER BY as_of, metric, subject").pl()
         alerts = con.sql("SELECT * FROM monitoring_alerts ORDER BY as_of DESC, rule, subject").pl()
     return metrics, alerts

@@ -79,6 +79,31 @@ class ScheduleSettings:
     timezone: Annotated[StrictStr, AfterValidator(_time_zone)] = "Europe/London"
 
 
+Seconds = Annotated[StrictInt, Field(ge=1)]
+
+
+@dataclass
+class RunSettings:
+    """Prefect runs: every task's time limit, and the retries of transient failures (a rejected batch, a failed
+    gate or a wrong setting is never retried: see `pipelines.runs.retry_transient`)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    generate_timeout_seconds: Seconds = 3 * 3600
+    ingest_timeout_seconds: Seconds = 3600  # one batch
+    gates_timeout_seconds: Seconds = 600
+    train_timeout_seconds: Seconds = 8 * 3600
+    score_timeout_seconds: Seconds = 2 * 3600
+    publish_timeout_seconds: Seconds = 3600
+    monitor_timeout_seconds: Seconds = 3600
+    workspace_timeout_seconds: Seconds = 600  # the caseload export and the erasure of opted-out decisions
+    retries: Annotated[StrictInt, Field(ge=0, le=10)] = 2
+    retry_delay_seconds: Annotated[StrictInt, Field(ge=0)] = 10
+
+    def timeout(self, step: str) -> int:
+        return int(getattr(self, f"{step}_timeout_seconds"))
+
+
 @dataclass
 class EvaluationSettings:
     """The evaluation of the case-management service (`riskstrat evaluate`, pipelines/evaluate.py)."""
@@ -117,6 +142,7 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    runs: RunSettings = field(default_factory=RunSettings)
 
     def __post_init__(self) -> None:
         if self.training.seed != self.seed:

@@ -4,6 +4,7 @@ score, publish. Checks the promises that only show when the pieces run together.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,120 @@ def test_two_trainings_of_the_same_database_give_identical_model_files_and_risk_
     (first_files, first_scores), (second_files, second_scores) = runs["first"], runs["second"]
     assert len(first_files) == 5 and first_files == second_files
     assert first_scores and first_scores == second_scores
+
+
+# ------------------------------------------------------------------------------- observable weekly runs
+
+
+def _in_prefect(flow_run_id: Any) -> dict[str, Any]:
+    """What the Prefect API holds for a flow run: its name, its task runs' names, its artifacts and log lines."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        return {
+            "name": client.read_flow_run(flow_run_id).name,
+            "tasks": {
+                t.name
+                for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            },
+            "artifacts": {
+                a.key: a
+                for a in client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+                )
+            },
+            "logs": [
+                (log.name, log.message)
+                for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            ],
+        }
+
+
+def _broken_week(batches: Path) -> str:
+    """A week after the newest batch, with every A&E attendance of an unknown department type (all quarantined)."""
+    from datetime import timedelta
+
+    from data_contracts.batch import batches_in, read_manifest, write_batch
+
+    newest = batches_in(batches)[-1]
+    manifest = read_manifest(newest)
+    assert manifest is not None and manifest.extract_date is not None
+    extract = manifest.extract_date + timedelta(days=7)
+    batch_id = f"b9999_week_{extract}"
+    with write_batch(batches / batch_id, batch_id, extract, manifest.currency, "weekly") as writer:
+        for f in manifest.files:
+            if f.table == "ae_attendances":
+                frame = pl.read_parquet(newest / f.name).with_columns(department_type=pl.lit("99"))
+                writer.add_frame(f.table, frame, "parquet")
+            else:
+                writer.add_copy(newest / f.name, f.table, f.rows)
+    return str(extract)
+
+
+def test_a_weekly_run_is_named_logged_gated_monitored_and_summarised(
+    demo_run: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    from data_contracts.quality import DataQualityError
+    from pipelines.flows import weekly
+
+    summary, demo_home = demo_run
+    home = tmp_path / "home"
+    shutil.copytree(demo_home, home, ignore=shutil.ignore_patterns(".prefect", "outputs", "workspace"))
+    batches = home / "synthetic" / "batches"
+    overrides = {**SMALL_RUN, "home": str(home), "batches_dir": str(batches)}
+    as_of = summary["score"]["as_of"]
+
+    # Every batch already loaded: still gated, scored, monitored and summarised.
+    state = weekly(overrides=overrides, return_state=True)
+    result = state.result()
+    seen = _in_prefect(state.state_details.flow_run_id)
+    assert seen["name"] == f"weekly {as_of}"
+    assert {f"data-quality gates as of {as_of}", f"score {as_of}", f"publish {as_of}", f"monitor {as_of}"} <= seen[
+        "tasks"
+    ]
+    text = seen["artifacts"]["weekly-summary"].data
+    assert "**Batches:** 0 loaded" in text and "No new rows: every batch was already loaded." in text
+    assert f"| people scored | {result['score']['counts']['people_scored']:,} |" in text
+    for outcome, version in result["score"]["model_versions"].items():
+        assert f"| {outcome} | {version} |" in text
+    assert {"weekly-outputs", "monitoring-report", "model-card-emergency-admission"} <= set(seen["artifacts"])
+    assert Path(result["score"]["published"]["folder"]).as_uri() in seen["artifacts"]["weekly-outputs"].data
+    ours = [message for name, message in seen["logs"] if name.startswith("riskstrat")]
+    assert any(m.startswith("scored people_scored") for m in ours), seen["logs"]
+    assert any(m.startswith("data quality:") for m in ours), seen["logs"]
+    with duckdb.connect(str(home / "riskstrat.duckdb"), read_only=True) as con:
+        stored = con.execute("SELECT count(*) FROM monitoring_metrics WHERE as_of = ?", [as_of]).fetchall()[0][0]
+    assert stored > 0 and Path(result["monitoring"]["report"]).exists()
+    ingest_runs = [t for t in seen["tasks"] if t.startswith("ingest ")]
+    assert not ingest_runs  # the batches are ingested by the ingest subflow, named per batch there
+
+    # A fully quarantined feed: under "fail" the run stops before scoring, loudly, with its summary.
+    week = _broken_week(batches)
+    failed = weekly(overrides={**overrides, "quality": {"on_error": "fail"}}, return_state=True)
+    assert failed.is_failed()
+    with pytest.raises(DataQualityError, match="ae_attendances quarantine rate"):
+        failed.result()
+    seen = _in_prefect(failed.state_details.flow_run_id)
+    assert seen["name"] == f"weekly {week}"
+    text = seen["artifacts"]["weekly-summary"].data
+    assert "**Batches:** 1 loaded" in text and "| b9999_week_" in text and "| ae_attendances | " in text
+    assert "Not run (stopped before scoring)." in text
+    assert not (home / "outputs" / week).exists()
+
+    # Under "flag" it scores, and every list states the errors.
+    flagged = weekly(overrides={**overrides, "quality": {"on_error": "flag"}})
+    assert flagged["gates"]["status"] == "error" and flagged["score"]["as_of"] == week
+    lists = sorted(Path(flagged["score"]["published"]["folder"]).glob("teams/*/*_list.csv"))
+    assert lists
+    for path in lists:
+        assert "WARNING: data-quality errors" in pl.read_csv(path, infer_schema=False)["data_batches"][0]
