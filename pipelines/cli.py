@@ -416,21 +416,19 @@ def serve(config: ConfigOption = None, home: HomeOption = None) -> None:
     import os
 
     settings = _load(config, {"home": home})
-    from prefect import serve as prefect_serve
-
     from pipelines.warehouse import SCHEDULED_WAIT_SECONDS, WAIT_ENV
 
     # A scheduled run queues behind a long manual one instead of failing at once.
     os.environ.setdefault(WAIT_ENV, str(SCHEDULED_WAIT_SECONDS))
 
-    from pipelines.schedule import deployments
+    from pipelines.schedule import serve as serve_deployments
 
     if not os.environ.get("PREFECT_API_URL"):
         console.print(
             "[yellow]PREFECT_API_URL is not set: with Prefect's temporary server the schedules never fire. "
             "Start `prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api.[/yellow]"
         )
-    prefect_serve(*deployments(settings, str(config) if config else None))
+    serve_deployments(settings, config)
 
 
 @app.command()
