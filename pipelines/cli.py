@@ -96,11 +96,23 @@ def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
     return load_settings(config, {k: v for k, v in overrides.items() if v not in (None, {})})
 
 
+_RUN_TAGS: Any = None
+
+
 def _flows() -> types.ModuleType:
     """The Prefect flows, imported only once a command's settings are valid. Importing Prefect installs its
     logging handlers; unless debugging, they then leave failures to the CLI's one line."""
-    import pipelines.flows
+    from prefect import tags
 
+    import pipelines.flows
+    from pipelines.notify import RUN_TAG
+
+    # One command per process: every flow run it starts carries the tag the failure notification matches. The
+    # context stays entered for the life of the process (kept referenced, or it would close when collected).
+    global _RUN_TAGS
+    if _RUN_TAGS is None:
+        _RUN_TAGS = tags(RUN_TAG)
+        _RUN_TAGS.__enter__()
     verbose = logging.getLogger("riskstrat").level <= logging.DEBUG
     for handler in logging.getLogger().handlers:
         if not _debugging():
@@ -405,6 +417,48 @@ def monitor(
         import webbrowser
 
         webbrowser.open(path.as_uri())
+
+
+@app.command()
+def notify(
+    webhook: Annotated[str, typer.Option(help="The URL to POST to when a riskstrat flow run fails (kept secret).")],
+    header: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE, a header to send (e.g. an authorisation). Repeatable.")
+    ] = None,
+    allow_private_urls: Annotated[
+        bool, typer.Option(help="Allow a webhook on a private or loopback address (an internal relay).")
+    ] = False,
+) -> None:
+    """Notify a webhook whenever a riskstrat flow run fails, crashes or times out: saves a Webhook block and a
+    Prefect automation on the server PREFECT_API_URL names (run again to change the URL)."""
+    from pipelines.notify import AUTOMATION_NAME, BLOCK_NAME, install_failure_notification
+
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "[red]error:[/red] PREFECT_API_URL is not set: automations live on a Prefect server "
+            "(`prefect server start`, then PREFECT_API_URL=http://127.0.0.1:4200/api)"
+        )
+        raise typer.Exit(2)
+    headers = {}
+    for item in header or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            console.print(f"[red]--header wants NAME=VALUE, got {name!r}[/red]")
+            raise typer.Exit(2)
+        headers[name] = value
+    import httpx
+
+    try:
+        block_id, automation_id = install_failure_notification(webhook, headers, allow_private_urls)
+    except httpx.HTTPError as exc:
+        console.print(
+            f"[red]error:[/red] the Prefect server at {os.environ['PREFECT_API_URL']} cannot be reached ({exc})"
+        )
+        raise typer.Exit(2) from None
+    console.print(
+        f"automation {AUTOMATION_NAME!r} ({automation_id}) posts to the webhook saved as block {BLOCK_NAME!r} "
+        f"({block_id}) when a flow run tagged 'riskstrat' fails, crashes or times out"
+    )
 
 
 @app.command()
