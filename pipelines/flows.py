@@ -287,8 +287,9 @@ def monitor_task(settings: Settings, result: Any, as_of: str) -> dict[str, Any]:
     from pipelines.monitor import default_report_path, monitor_scored, trigger_retrain, write_report
 
     report = monitor_scored(settings, result, result.features)
-    refit = settings.monitoring.trigger_refit and trigger_retrain(report.alerts)
     page = write_report(settings, default_report_path(settings))
+    # Last, so that a retry of this task (a transient failure above) never requests a second refit.
+    refit = settings.monitoring.trigger_refit and trigger_retrain(report.alerts)
     return {**report.summary(), "refit_requested": refit, "report": str(page)}
 
 

@@ -264,6 +264,19 @@ def _in_prefect(flow_run_id: Any) -> dict[str, Any]:
         }
 
 
+def _retrain_runs() -> int:
+    """Runs of the retrain deployment requested by a refit trigger."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterTags
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["riskstrat-retrain"])),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["refit-trigger"])),
+        )
+    return len(runs)
+
+
 def _broken_week(batches: Path) -> str:
     """A week after the newest batch, with every A&E attendance of an unknown department type (all quarantined)."""
     from datetime import timedelta
@@ -335,9 +348,17 @@ def test_a_weekly_run_is_named_logged_gated_monitored_and_summarised(
     assert "Not run (stopped before scoring)." in text
     assert not (home / "outputs" / week).exists()
 
-    # Under "flag" it scores, and every list states the errors.
-    flagged = weekly(overrides={**overrides, "quality": {"on_error": "flag"}})
+    # Under "flag" it scores, and every list states the errors. Drift thresholds set near zero make every top
+    # feature an alert: the run requests a run of the retrain deployment.
+    from pipelines.schedule import deployments
+    from pipelines.settings import load_settings
+
+    deployments(load_settings(None, overrides))[1].apply()
+    drift_alarm = {"psi_alert": 1e-9}
+    flagged = weekly(overrides={**overrides, "quality": {"on_error": "flag"}, "monitoring": drift_alarm})
     assert flagged["gates"]["status"] == "error" and flagged["score"]["as_of"] == week
+    assert flagged["monitoring"]["alerts"] and flagged["monitoring"]["refit_requested"]
+    assert _retrain_runs() == 1
     lists = sorted(Path(flagged["score"]["published"]["folder"]).glob("teams/*/*_list.csv"))
     assert lists
     for path in lists:
