@@ -3,7 +3,9 @@
 - Retries: only a failure that may pass if tried again (a lost connection, a file or database lock held by
   another process, an interrupted read) is retried. A rejection of what riskstrat was given
   (`data_contracts.errors.DomainError`: a bad batch folder, a failed data-quality gate, a wrong setting), a bug
-  and a task's own time limit fail at once.
+  and a task's own time limit fail at once. A database held by another run (`DatabaseBusy`) is not retried
+  either: `pipelines.warehouse.connect` already waits for the lock (up to $RISKSTRAT_DB_WAIT_SECONDS, an hour
+  for served runs) before giving up.
 - Names: runs and task runs carry what they work on (`weekly 2026-11-01`, `ingest b0042_week_2026-11-01`).
 - The weekly summary is Markdown built from counts only (batches, rows per table, quarantine reasons, checks,
   people scored and listed, model versions, monitoring alerts): never a person-level value.

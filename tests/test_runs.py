@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from data_contracts.batch import BatchRejected
+from data_contracts.errors import DatabaseBusy
 from data_contracts.quality import DataQualityError
 from pipelines.ingest import IngestReport, TableCounts
 from pipelines.runs import is_transient, weekly_summary
@@ -36,7 +37,8 @@ from pipelines.settings import SettingsError
         (TimeoutError("read timed out"), True),
         (OSError(errno.EIO, "input/output error"), True),
         (OSError(errno.ENOSPC, "no space left"), False),
-        (duckdb.IOException("Could not set lock on file"), True),
+        (duckdb.IOException("Could not read from file: Input/output error"), True),
+        (DatabaseBusy("another run holds the database var/riskstrat.duckdb"), False),  # connect waited already
     ],
 )
 def test_only_transient_failures_are_retried(exc: BaseException, transient: bool) -> None:
