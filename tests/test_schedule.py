@@ -23,9 +23,9 @@ def test_parameters_are_the_config_path_and_an_absolute_home(
 ) -> None:
     (workdir / "riskstrat.toml").write_text('home = "data"\n\n[synth]\npeople = 1234\n')
     settings = load_settings()
-    weekly, retrain = deployments(settings)
+    weekly, retrain, evaluate = deployments(settings)
     expected = {"config": str(workdir / "riskstrat.toml"), "overrides": {"home": str(workdir / "data")}}
-    assert weekly.parameters == expected and retrain.parameters == expected
+    assert weekly.parameters == expected and retrain.parameters == expected and evaluate.parameters == expected
     # A run started in another folder reads the same file and writes to the same home; an edit of the file
     # reaches it (nothing of the file is frozen into the deployment).
     os.chdir(tmp_path_factory.mktemp("elsewhere"))
