@@ -53,10 +53,14 @@ def _tied_share(values: pl.Series) -> float:
 
 
 def held_back_year(result: Any, truth_path: Path, settings: Any, features: pl.DataFrame) -> dict[str, Any]:
-    """Scores at the latest date against what the generator's unpublished next year held."""
+    """Scores at the latest date against what the generator's unpublished next year held: the model that scores
+    (the refit, when there is one) and the evaluated model it was refitted from, on the same people."""
     from data_contracts.outcomes import OUTCOMES_BY_NAME, UNPLANNED_CARE_12M
     from data_contracts.synthetic.truth import read_truth
     from models.metrics import evaluate
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.registry)
 
     as_of = result.publication.provenance.as_of
     truth = read_truth(truth_path, settings.outcomes).filter(pl.col("index_date") == as_of)
@@ -87,6 +91,12 @@ def held_back_year(result: Any, truth_path: Path, settings: Any, features: pl.Da
         p = rows[risk_col].to_numpy()
         seed = settings.training.seed
         model = evaluate(y, p, settings.training, seed=seed)["metrics"]
+        version = registry.current_version(outcome)
+        assert version is not None
+        evaluated_model = registry.load(outcome, version, evaluated=True)
+        scored = features.join(rows.select("person_id"), on="person_id", how="semi").sort("person_id")
+        p_evaluated = evaluated_model.predict_proba(scored)
+        evaluated = evaluate(y, p_evaluated, settings.training, seed=seed)["metrics"]
         oracle = evaluate(y, rows["probability"].to_numpy(), settings.training, seed=seed)["metrics"]
         prior_score = rows["_prior"].cast(pl.Float64).fill_null(0).to_numpy()
         last_year = evaluate(y, np.clip(prior_score / max(prior_score.max(), 1), 0, 1), settings.training, seed=seed)
@@ -95,6 +105,8 @@ def held_back_year(result: Any, truth_path: Path, settings: Any, features: pl.Da
             "events": int(y.sum()),
             "observed_over_expected": float(y.sum() / p.sum()),
             "model": {m: model[m] for m in SUMMARY_METRICS if m in model},
+            "evaluated_model": {m: evaluated[m] for m in SUMMARY_METRICS if m in evaluated},
+            "observed_over_expected_evaluated_model": float(y.sum() / p_evaluated.sum()),
             "oracle": {m: oracle[m] for m in ("auroc", "auprc", "ppv_top_5pct")},
             "last_years_top_users": {m: last_year["metrics"][m] for m in ("auroc", "auprc", "ppv_top_5pct")},
         }
@@ -197,9 +209,12 @@ def summary(run: dict[str, Any]) -> str:
     for outcome, held in run["held_back_year"].items():
         if not isinstance(held, dict):
             continue
-        for name in ("model", "last_years_top_users", "oracle"):
+        for name in ("model", "evaluated_model", "last_years_top_users", "oracle"):
             metrics = held[name]
-            oe = f"{held['observed_over_expected']:.3f}" if name == "model" else ""
+            oe = {
+                "model": f"{held['observed_over_expected']:.3f}",
+                "evaluated_model": f"{held['observed_over_expected_evaluated_model']:.3f}",
+            }.get(name, "")
             lines.append(
                 f"| {outcome} | held-back year | {name} | {_fmt(metrics.get('auroc'))} | {_fmt(metrics.get('auprc'))} "
                 f"| {_fmt(metrics.get('ppv_top_5pct'))} | {oe} |"

@@ -52,6 +52,7 @@ class IsotonicCalibrator:
         self.x_thresholds_: np.ndarray | None = None
         self.y_thresholds_: np.ndarray | None = None  # log-odds at the centroids (probabilities if legacy)
         self.tail_slope_: float | None = None  # None: a legacy step calibrator
+        self.offset_ = 0.0  # calibration in the large on the most recent period, in log-odds (`shift_to`)
 
     def fit(self, raw_logodds: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
         from sklearn.isotonic import IsotonicRegression
@@ -89,7 +90,7 @@ class IsotonicCalibrator:
         z = np.interp(x, self.x_thresholds_, self.y_thresholds_)
         z = np.where(x < first, self.y_thresholds_[0] + self.tail_slope_ * (x - first), z)
         z = np.where(x > last, self.y_thresholds_[-1] + self.tail_slope_ * (x - last), z)
-        return _sigmoid(z)
+        return _sigmoid(z + self.offset_)
 
     def to_dict(self) -> dict[str, Any]:
         assert self.x_thresholds_ is not None and self.y_thresholds_ is not None
@@ -100,6 +101,7 @@ class IsotonicCalibrator:
             "x": self.x_thresholds_.tolist(),
             "y": self.y_thresholds_.tolist(),
             **({} if self.tail_slope_ is None else {"scale": "logit", "tail_slope": self.tail_slope_}),
+            "offset": self.offset_,
         }
 
     @classmethod
@@ -108,6 +110,7 @@ class IsotonicCalibrator:
         calibrator.x_thresholds_ = np.asarray(data["x"], dtype=np.float64)
         calibrator.y_thresholds_ = np.asarray(data["y"], dtype=np.float64)
         calibrator.tail_slope_ = float(data["tail_slope"]) if "tail_slope" in data else None
+        calibrator.offset_ = float(data.get("offset", 0.0))
         return calibrator
 
 
@@ -126,6 +129,7 @@ class PlattCalibrator:
         self.prior_strength = prior_strength
         self.slope_: float | None = None
         self.intercept_: float | None = None
+        self.offset_ = 0.0  # calibration in the large on the most recent period, in log-odds (`shift_to`)
 
     def fit(self, raw_logodds: np.ndarray, y: np.ndarray) -> PlattCalibrator:
         x = np.asarray(raw_logodds, dtype=np.float64)
@@ -166,7 +170,7 @@ class PlattCalibrator:
     def predict(self, raw_logodds: np.ndarray) -> np.ndarray:
         if self.slope_ is None or self.intercept_ is None:
             raise RuntimeError("calibrator is not fitted")
-        return _sigmoid(self.intercept_ + self.slope_ * np.asarray(raw_logodds, dtype=np.float64))
+        return _sigmoid(self.intercept_ + self.offset_ + self.slope_ * np.asarray(raw_logodds, dtype=np.float64))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +178,7 @@ class PlattCalibrator:
             "slope": self.slope_,
             "intercept": self.intercept_,
             "prior_strength": self.prior_strength,
+            "offset": self.offset_,
         }
 
     @classmethod
@@ -181,10 +186,34 @@ class PlattCalibrator:
         calibrator = cls(float(data.get("prior_strength", 0.0)))
         calibrator.slope_ = float(data["slope"])
         calibrator.intercept_ = float(data["intercept"])
+        calibrator.offset_ = float(data.get("offset", 0.0))
         return calibrator
 
 
 Calibrator = IsotonicCalibrator | PlattCalibrator
+
+
+def intercept_shift(p: np.ndarray, y: np.ndarray, prior_strength: float = 0.0) -> float:
+    """The log-odds shift d that makes mean(sigmoid(logit(p) + d)) match the event rate of `y` (calibration in
+    the large), shrunk towards 0 by a Gaussian prior of precision `prior_strength` (few events move it little)."""
+    z = _logit(np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12))
+    y = np.asarray(y, dtype=np.float64)
+    shift = 0.0
+    for _ in range(100):
+        q = _sigmoid(z + shift)
+        step = (float(np.sum(y - q)) - prior_strength * shift) / (float(np.sum(q * (1 - q))) + prior_strength + 1e-12)
+        shift += float(np.clip(step, -2.0, 2.0))
+        if abs(step) < 1e-12:
+            break
+    return shift
+
+
+def shift_to(calibrator: Calibrator, raw_logodds: np.ndarray, y: np.ndarray, prior_strength: float) -> float:
+    """Correct `calibrator` in the large on (`raw_logodds`, `y`): its predictions move by one log-odds shift so
+    that they add up to the events of those rows (shrunk by `prior_strength`). Returns the shift."""
+    calibrator.offset_ = 0.0
+    calibrator.offset_ = intercept_shift(calibrator.predict(raw_logodds), y, prior_strength)
+    return calibrator.offset_
 
 
 def calibration_kind(setting: str, calibration_events: int, isotonic_min_events: int) -> str:

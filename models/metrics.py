@@ -431,6 +431,15 @@ def subgroup_metrics(
     return pl.DataFrame(rows, schema=schema)
 
 
+def auroc_standard_error(auroc: float, events: int, non_events: int) -> float:
+    """Hanley and McNeil's (1982) standard error of an AUROC from `events` and `non_events`."""
+    if events <= 0 or non_events <= 0:
+        return math.inf
+    q1, q2 = auroc / (2 - auroc), 2 * auroc**2 / (1 + auroc)
+    variance = auroc * (1 - auroc) + (events - 1) * (q1 - auroc**2) + (non_events - 1) * (q2 - auroc**2)
+    return math.sqrt(max(variance, 0.0) / (events * non_events))
+
+
 def auroc_score(y: np.ndarray, score: np.ndarray) -> float:
     """Mann-Whitney AUROC with mid-ranks for ties."""
     from scipy.stats import rankdata  # scipy comes with scikit-learn

@@ -326,6 +326,36 @@ def calibration_text(summary: Mapping[str, Any]) -> str:
     return f"The probabilities are {words}.{fitted_on}"
 
 
+def refit_text(summary: Mapping[str, Any], fit_dates: Sequence[Any]) -> str:
+    """Which model was evaluated, which one scores, and how the refit was checked, in words."""
+    evaluated = f"The performance below is of the model fitted on {', '.join(str(d) for d in fit_dates)}."
+    shift = summary.get("calibration_in_the_large")
+    large = (
+        f" Calibration in the large on the newest period: its risks were moved towards the {shift['events']} events "
+        f"of its {shift['rows']} held-out people at {shift['index_date']} (expected before: "
+        f"{shift['expected_before']:.0f}), by {shift['shift_logodds']:+.3f} log-odds, as far as that many events "
+        "support a change of level."
+        if shift
+        else ""
+    )
+    refit = summary.get("refit") or {}
+    if not refit.get("refitted"):
+        reason = refit.get("reason", "no refit was made")
+        return f"{evaluated}{large} The scores come from this same model: {reason}."
+    auroc_refit, auroc_evaluated = refit.get("auroc_refit"), refit.get("auroc_evaluated")
+    return (
+        f"{evaluated}{large} The scores come from a refit of it on every labelled period up to the evaluation date "
+        f"({', '.join(refit['refit_index_dates'])}: {refit['rows']} rows, {refit['events']} events; "
+        f"{refit['best_iteration']} trees), so the most recent year and the fullest history shape the risks. Check "
+        f"of the refit: on its {refit['check_rows']} held-out people at {refit['check_index_date']} "
+        f"({refit['check_events']} events), never seen by the evaluated model and not used to grow the refit's "
+        f"trees, AUROC {_fmt(auroc_refit)} for the refit against {_fmt(auroc_evaluated)} for the evaluated model "
+        f"(the refit must not be worse by more than {refit['auroc_tolerance']}); the evaluated model's observed/"
+        f"expected events there was {_fmt(refit.get('observed_over_expected_evaluated'))}. The refit's own "
+        "performance on a later year can only be measured once that year has happened (monitoring does)."
+    )
+
+
 def build_card(
     model: TrainedModel, model_evaluation: Evaluation, plots: Mapping[str, Path], version: str | None = None
 ) -> list[Block]:
@@ -376,6 +406,7 @@ def build_card(
             f"s, calibration: {summary.get('calibration')}, {summary.get('features')} features."
         ),
         Paragraph(calibration_text(summary)),
+        Paragraph(refit_text(summary, split.fit_index_dates)),
         *([Paragraph(f"Warning: {summary['calibration_warning']}")] if summary.get("calibration_warning") else []),
         Paragraph(
             "Costs (the cost features and the high_cost outcome) are in "

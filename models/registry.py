@@ -2,7 +2,10 @@
 
 Layout::
 
-    registry_dir/<outcome>/v0001/   model.txt (LightGBM native), calibrator.json, settings.json, features.json,
+    registry_dir/<outcome>/v0001/   model.txt (LightGBM native) and calibrator.json (the model that scores: the
+                                    refit on every labelled period, or the evaluated model if there was none),
+                                    evaluated_model.txt and evaluated_calibrator.json (the evaluated model, when
+                                    it was refitted), settings.json, features.json,
                                     training_summary.json (with the time split), metrics.json (the model's
                                     evaluation), baselines.json (the baselines', when evaluated), comparison.csv,
                                     promotion.json, reference.json (the training data's distributions, for
@@ -17,7 +20,8 @@ Version ids are v0001, v0002, ... in order of registration (sortable as text).
 
 Promotion rule: a new model becomes current when there is no current model, or when forced, or when it is
 not worse on the evaluation rows: AUROC >= current AUROC - settings.promotion_auroc_tolerance AND
-Brier <= current Brier + settings.promotion_brier_tolerance. When an evaluation frame is given, both models
+Brier <= current Brier + settings.promotion_brier_tolerance, comparing evaluated models (a refit was fitted on
+the evaluation rows, so it is never the one compared). When an evaluation frame is given, both models
 are scored on the new model's evaluation rows (same people, same labels); otherwise the metrics stored with
 each version are compared (their evaluation sets may differ, which the decision records).
 """
@@ -54,6 +58,10 @@ VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 CURRENT_FILE = "current.json"
 PROMOTION_LOG = "promotions.jsonl"
 REFERENCE_FILE = "reference.json"  # the training data's distributions, for drift monitoring
+MODEL_FILE = "model.txt"  # the booster that scores
+CALIBRATOR_FILE = "calibrator.json"
+# With a refit, the evaluated model is kept beside it under this prefix (evaluated_model.txt, ...).
+EVALUATED_PREFIX = "evaluated_"
 
 
 @dataclass(frozen=True)
@@ -169,13 +177,17 @@ class ModelRegistry:
         force_promotion: bool = False,
         write_card: bool = True,
         reference: Mapping[str, Any] | None = None,
+        refit: TrainedModel | None = None,
     ) -> PromotionDecision:
         """Register `model` as a new immutable version and decide whether it becomes current.
 
         `evaluation` (from `models.evaluation.evaluate_outcome`) goes into metrics.json, baselines.json,
         comparison.csv and the model card. `eval_frame` lets the promotion rule score the
         current model on the new model's evaluation rows. `reference` (models.monitoring.reference_distribution)
-        is stored as reference.json, what monitoring measures drift against. Returns the promotion decision
+        is stored as reference.json, what monitoring measures drift against. `refit` (models.training.refit_outcome)
+        is the model refitted on every labelled period for scoring: it is stored as model.txt and calibrator.json,
+        and `model`, the one evaluated, as evaluated_model.txt and evaluated_calibrator.json (promotion compares
+        evaluated models, never a refit on rows it was fitted on). Returns the promotion decision
         (also written to the version's promotion.json and the outcome's promotions.jsonl).
         """
         if model.booster_ is None or model.calibrator_ is None or model.split_ is None:
@@ -197,7 +209,7 @@ class ModelRegistry:
             shutil.rmtree(staging)
         staging.mkdir()
         try:
-            self._write_version(staging, model, version, evaluation, decision, write_card, reference)
+            self._write_version(staging, model, version, evaluation, decision, write_card, reference, refit)
             if final_dir.exists():  # someone registered the same version meanwhile
                 raise FileExistsError(f"{outcome} {version} already exists; versions are immutable")
             os.rename(staging, final_dir)
@@ -218,10 +230,16 @@ class ModelRegistry:
         decision: PromotionDecision,
         write_card: bool,
         reference: Mapping[str, Any] | None = None,
+        refit: TrainedModel | None = None,
     ) -> None:
         assert model.booster_ is not None and model.calibrator_ is not None and model.split_ is not None
-        (folder / "model.txt").write_text(model.booster_.model_to_string())
-        _write_json(folder / "calibrator.json", model.calibrator_.to_dict())
+        scoring = refit or model
+        assert scoring.booster_ is not None and scoring.calibrator_ is not None
+        (folder / MODEL_FILE).write_text(scoring.booster_.model_to_string())
+        _write_json(folder / CALIBRATOR_FILE, scoring.calibrator_.to_dict())
+        if refit is not None:
+            (folder / f"{EVALUATED_PREFIX}{MODEL_FILE}").write_text(model.booster_.model_to_string())
+            _write_json(folder / f"{EVALUATED_PREFIX}{CALIBRATOR_FILE}", model.calibrator_.to_dict())
         _write_json(folder / "settings.json", dataclasses.asdict(model.settings))
         _write_json(
             folder / "features.json",
@@ -276,7 +294,7 @@ class ModelRegistry:
         current: dict[str, float | None] | None = None
         basis = "no current model"
         if current_version is not None:
-            current_model = self.load(outcome, current_version)
+            current_model = self.load(outcome, current_version, evaluated=True)
             rows = _evaluation_rows(model, eval_frame) if eval_frame is not None else None
             if rows is not None and all(name in rows.columns for name in current_model.feature_cols):
                 candidate = _point_metrics(model, rows)
@@ -347,8 +365,9 @@ class ModelRegistry:
 
     # -- loading -----------------------------------------------------------------------------------
 
-    def load(self, outcome: str, version: str, verify: bool = True) -> TrainedModel:
-        """Rebuild the TrainedModel stored as `outcome`/`version` (checking file hashes when `verify`)."""
+    def load(self, outcome: str, version: str, verify: bool = True, evaluated: bool = False) -> TrainedModel:
+        """Rebuild the TrainedModel stored as `outcome`/`version` (checking file hashes when `verify`): the model
+        that scores, or with `evaluated` the model that was evaluated (the same one when there was no refit)."""
         folder = self.version_dir(outcome, version)
         if not folder.is_dir():
             raise FileNotFoundError(f"{outcome} {version} is not registered in {self.registry_dir}")
@@ -360,8 +379,9 @@ class ModelRegistry:
         features = _read_json(folder / "features.json")
         settings = settings_from_dict(_read_json(folder / "settings.json"))
         model = TrainedModel(outcome, features["feature_cols"], features["categorical_cols"], settings)
-        model.booster_ = lgb.Booster(model_str=(folder / "model.txt").read_text())
-        model.calibrator_ = calibrator_from_dict(_read_json(folder / "calibrator.json"))
+        prefix = EVALUATED_PREFIX if evaluated and (folder / f"{EVALUATED_PREFIX}{MODEL_FILE}").exists() else ""
+        model.booster_ = lgb.Booster(model_str=(folder / f"{prefix}{MODEL_FILE}").read_text())
+        model.calibrator_ = calibrator_from_dict(_read_json(folder / f"{prefix}{CALIBRATOR_FILE}"))
         model.feature_dtypes_ = dict(features["dtypes"])
         model.categories_ = {name: list(values) for name, values in features["categories"].items()}
         summary = _read_json(folder / "training_summary.json")
@@ -373,7 +393,7 @@ class ModelRegistry:
         """The sha256s of what scores with a version (the booster and its calibrator), from its manifest: two
         versions with equal digests give equal scores."""
         manifest = _read_json(self.version_dir(outcome, version) / "manifest.json")
-        return ";".join(f"{name}={manifest[name]}" for name in ("model.txt", "calibrator.json"))
+        return ";".join(f"{name}={manifest[name]}" for name in (MODEL_FILE, CALIBRATOR_FILE))
 
     def load_evaluation(self, outcome: str, version: str) -> Evaluation:
         """The evaluation stored with `outcome`/`version` (the model's, and its baselines' when evaluated)."""

@@ -66,6 +66,11 @@ class TrainingSettings:
     index_spacing_months: Annotated[StrictInt, Field(ge=1)] = 3
     min_history_months: Annotated[StrictInt, Field(ge=0)] = 6
     max_fit_index_dates: Annotated[StrictInt, Field(ge=1)] = 4
+    # After evaluation, refit the model that scores on the latest `max_fit_index_dates` labelled dates up to and
+    # including the evaluation date (the most recent labelled year and the fullest history), with the evaluated
+    # model's settings and number of trees chosen afresh by early stopping; it replaces the evaluated model for
+    # scoring only if its ranking on its own held-out people at the newest date is not worse (models/training.py).
+    refit_on_all_labelled: bool = True
     num_boost_round: Annotated[StrictInt, Field(ge=1)] = 1000
     early_stopping_rounds: Annotated[StrictInt, Field(ge=1)] = 50
     # Shares of the fit people held out for early stopping and for calibration (their sum must be below 1).
@@ -85,6 +90,12 @@ class TrainingSettings:
     # precision (about this many events' worth): negligible with thousands of events, it keeps a few dozen from
     # swinging the slope (on 1,000 people unpenalised Platt on ~100 rows gave slopes of 1.6-1.8).
     calibration_prior_strength: Annotated[StrictFloat, Field(ge=0)] = 10.0
+    # Calibration in the large: after calibrating on every fit date pooled, shift the map in log-odds towards the
+    # level of the newest fit date (its calibration and validation people, held out from the boosting), by as much
+    # as the evidence supports: the shift has a Gaussian prior of sd `calibration_drift_sd` log-odds (0.1: about
+    # 10% in risk), so on a stable population a few hundred events cannot swing the level by their noise alone.
+    recalibrate_in_the_large: bool = True
+    calibration_drift_sd: Annotated[StrictFloat, Field(gt=0)] = 0.1
     bootstrap_samples: Annotated[StrictInt, Field(ge=1)] = 200
     # Not a setting of its own: `pipelines.settings.Settings` sets it from the run's top-level `seed`, which
     # seeds every generator and model. Kept here so the model layer (and each model version) carries it.

@@ -39,12 +39,18 @@ class TimeSplit:
     fit_index_dates: tuple[date, ...]
     eval_index_date: date
     horizon_months: int
+    # After evaluation the model that scores is refitted on these dates: every labelled period up to and
+    # including the evaluation date (empty: no refit, the evaluated model scores).
+    refit_index_dates: tuple[date, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.fit_index_dates:
             raise ValueError("a time split needs at least one fit index date")
-        if list(self.fit_index_dates) != sorted(set(self.fit_index_dates)):
-            raise ValueError("fit index dates must be distinct and in order")
+        for dates in (self.fit_index_dates, self.refit_index_dates):
+            if list(dates) != sorted(set(dates)):
+                raise ValueError("fit and refit index dates must be distinct and in order")
+        if any(d > self.eval_index_date for d in self.refit_index_dates):
+            raise ValueError("refit index dates must have labels: none may come after the evaluation index date")
         late = [d for d in self.fit_index_dates if add_months(d, self.horizon_months) > self.eval_index_date]
         if late:
             raise ValueError(
@@ -54,8 +60,8 @@ class TimeSplit:
 
     @property
     def index_dates(self) -> list[date]:
-        """Every index date the split reads: the fit dates, then the evaluation date."""
-        return [*self.fit_index_dates, self.eval_index_date]
+        """Every index date the split reads (fit, evaluation and refit dates), oldest first."""
+        return sorted({*self.fit_index_dates, self.eval_index_date, *self.refit_index_dates})
 
     @classmethod
     def planned(
@@ -65,22 +71,15 @@ class TimeSplit:
         `settings.index_spacing_months`, whose own windows close by then and which have at least
         `settings.min_history_months` of history before them (at most `settings.max_fit_index_dates`)."""
         eval_index = add_months(latest_data, -horizon_months)
-        last_fit = add_months(eval_index, -horizon_months)
-        candidates: list[date] = []
-        step = 0
-        while len(candidates) < settings.max_fit_index_dates:
-            candidate = add_months(last_fit, -settings.index_spacing_months * step)
-            if candidate < add_months(earliest_data, settings.min_history_months):
-                break
-            candidates.append(candidate)
-            step += 1
+        candidates = _fit_dates(add_months(eval_index, -horizon_months), earliest_data, settings)
         if not candidates:
             raise ValueError(
                 f"not enough history to train: data run from {earliest_data} to {latest_data}, and a fit index "
                 f"date needs {settings.min_history_months} months of history plus two {horizon_months}-month "
                 "windows after it"
             )
-        return cls(tuple(sorted(candidates)), eval_index, horizon_months)
+        refit = _fit_dates(eval_index, earliest_data, settings) if settings.refit_on_all_labelled else ()
+        return cls(candidates, eval_index, horizon_months, refit)
 
     @classmethod
     def latest_eligible(
@@ -107,6 +106,10 @@ class TimeSplit:
         """Rows at the fit index dates with a label for `outcome` (people at risk)."""
         return frame.filter(pl.col(outcome).is_not_null() & pl.col(INDEX_DATE_COL).is_in(self.fit_index_dates))
 
+    def refit_rows(self, frame: pl.DataFrame, outcome: str) -> pl.DataFrame:
+        """Rows at the refit index dates with a label for `outcome`."""
+        return frame.filter(pl.col(outcome).is_not_null() & pl.col(INDEX_DATE_COL).is_in(self.refit_index_dates))
+
     def eval_rows(self, frame: pl.DataFrame, outcome: str) -> pl.DataFrame:
         """Rows at the evaluation index date with a label for `outcome`."""
         return frame.filter(pl.col(outcome).is_not_null() & (pl.col(INDEX_DATE_COL) == self.eval_index_date))
@@ -118,6 +121,7 @@ class TimeSplit:
             "fit_index_dates": [d.isoformat() for d in self.fit_index_dates],
             "eval_index_date": self.eval_index_date.isoformat(),
             "horizon_months": self.horizon_months,
+            "refit_index_dates": [d.isoformat() for d in self.refit_index_dates],
         }
 
     @classmethod
@@ -126,7 +130,23 @@ class TimeSplit:
             tuple(date.fromisoformat(d) for d in data["fit_index_dates"]),
             date.fromisoformat(data["eval_index_date"]),
             int(data["horizon_months"]),
+            tuple(date.fromisoformat(d) for d in data.get("refit_index_dates", ())),
         )
+
+
+def _fit_dates(last_fit: date, earliest_data: date, settings: TrainingSettings) -> tuple[date, ...]:
+    """Up to `settings.max_fit_index_dates` dates every `settings.index_spacing_months` back from `last_fit`, each
+    with at least `settings.min_history_months` of data before it, oldest first. The latest dates come first
+    because they have the most history behind them (their long windows are filled, as at scoring)."""
+    candidates: list[date] = []
+    step = 0
+    while len(candidates) < settings.max_fit_index_dates:
+        candidate = add_months(last_fit, -settings.index_spacing_months * step)
+        if candidate < add_months(earliest_data, settings.min_history_months):
+            break
+        candidates.append(candidate)
+        step += 1
+    return tuple(sorted(candidates))
 
 
 def assign_person_parts(

@@ -1,5 +1,6 @@
 """Training run: stack features and outcomes over the index dates of the time split, fit each outcome's model,
-evaluate it once beside the baselines (and the oracle on synthetic data), and register it.
+evaluate it once beside the baselines (and the oracle on synthetic data), refit it on every labelled period for
+scoring, and register both.
 
 Plain Python over the warehouse: the `train` flow is a thin wrapper around `train_all`.
 """
@@ -104,7 +105,7 @@ def train_all(
     from models.baselines import standard_baselines
     from models.evaluation import SUBGROUP_COLUMNS, evaluate_outcome
     from models.registry import ModelRegistry
-    from models.training import train_outcome
+    from models.training import refit_outcome, train_outcome
 
     say = progress or (lambda message: log.info(message))
     timings: dict[str, float] = {}
@@ -140,8 +141,15 @@ def train_all(
             seed=t.seed,
         )
         evaluation = evaluate_outcome(frame, model, baselines, t, subgroup_cols=SUBGROUP_COLUMNS)
-        reference = training_reference(frame, model, split.eval_index_date, settings.monitoring.psi_bins)
-        decision = registry.save(model, evaluation, eval_frame=frame, force_promotion=force, reference=reference)
+        # Evaluated; now the model that scores learns from every labelled period, the latest included.
+        refit, refit_check = refit_outcome(frame, model)
+        model.training_summary_["refit"] = refit_check
+        say(f"{outcome}: {'refitted on ' + ', '.join(refit_check['refit_index_dates']) if refit else 'not refitted'}")
+        scoring = refit or model
+        reference = training_reference(frame, scoring, split.eval_index_date, settings.monitoring.psi_bins)
+        decision = registry.save(
+            model, evaluation, eval_frame=frame, force_promotion=force, reference=reference, refit=refit
+        )
         decisions[outcome] = decision
         comparisons.append(evaluation.comparison())
         timings[outcome] = time.perf_counter() - step

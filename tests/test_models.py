@@ -16,7 +16,7 @@ from models.baselines import standard_baselines
 from models.calibration import IsotonicCalibrator, PlattCalibrator, calibration_kind, calibrator_from_dict
 from models.evaluation import MODEL_NAME, SUBGROUP_COLUMNS, Evaluation, evaluate_outcome, print_comparison
 from models.metrics import evaluate, subgroup_metrics, top_label
-from models.split import CALIBRATION, TRAIN, VALIDATION, TimeSplit, assign_person_parts
+from models.split import CALIBRATION, TRAIN, VALIDATION, TimeSplit, assign_person_parts, person_parts
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
 from models.training import TrainedModel, train_outcome
 from tests.fast import fast_training_settings, fit_on_synthetic_frame, latest_split
@@ -94,6 +94,14 @@ def test_a_planned_split_fits_on_dates_with_history_and_closed_windows() -> None
     split = TimeSplit.planned(date(2026, 11, 1), date(2023, 11, 1), 12, settings)
     assert split.eval_index_date == date(2025, 11, 1)
     assert split.fit_index_dates == (date(2024, 5, 1), date(2024, 8, 1), date(2024, 11, 1))  # 6 months of history
+    # The model that scores is refitted on the latest labelled dates, the evaluation date included.
+    assert split.refit_index_dates == (date(2025, 2, 1), date(2025, 5, 1), date(2025, 8, 1), date(2025, 11, 1))
+    assert split.index_dates[-1] == split.eval_index_date and len(split.index_dates) == 7
+    assert TimeSplit.from_dict(json.loads(json.dumps(split.to_dict()))) == split
+    off = TimeSplit.planned(date(2026, 11, 1), date(2023, 11, 1), 12, fast_settings(refit_on_all_labelled=False))
+    assert off.refit_index_dates == ()
+    with pytest.raises(ValueError, match="refit index dates must have labels"):
+        TimeSplit(split.fit_index_dates, split.eval_index_date, 12, (date(2026, 2, 1),))
     with pytest.raises(ValueError, match="not enough history"):
         TimeSplit.planned(date(2026, 11, 1), date(2025, 1, 1), 12, settings)
 
@@ -228,6 +236,29 @@ def test_calibrators_round_trip_exactly_and_legacy_steps_still_load(model: Train
         {"kind": "isotonic", "prior_events": 0.5, "prior_rows": 1.0, "x": [-3.0, -1.0, 0.0], "y": [0.1, 0.1, 0.4]}
     )
     assert legacy.predict(np.array([-5.0, -2.0, -0.5, 2.0])).tolist() == [0.1, 0.1, 0.25, 0.4]
+
+
+def test_calibration_in_the_large_matches_the_events_of_the_newest_fit_date(frame: pl.DataFrame) -> None:
+    split = latest_split(frame, EVAL_DATE)
+    settings = fast_settings(calibration_drift_sd=1e6)  # a flat prior: the shift follows the data alone
+    model = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, split, settings)
+    large = model.training_summary_["calibration_in_the_large"]
+    newest = max(split.fit_index_dates)
+    assert large["index_date"] == str(newest)
+    parts = person_parts(split.fit_rows(frame, OUTCOME), settings)
+    # Every row of the newest date held out from growing the trees: the calibration and validation people.
+    rows = pl.concat([parts[CALIBRATION], parts[VALIDATION]]).filter(pl.col("index_date") == newest)
+    assert rows.height == large["rows"] and rows[OUTCOME].sum() == large["events"]
+    # Unshrunk, the newest period's risks add up to its events exactly; shrunk, they move less far.
+    assert model.predict_proba(rows).sum() == pytest.approx(large["events"], rel=1e-6)
+    assert large["shift_logodds"] != 0.0 and large["expected_before"] != pytest.approx(large["events"], rel=1e-3)
+    shrunk = train_outcome(frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, split, fast_settings())
+    shrunk_shift = shrunk.training_summary_["calibration_in_the_large"]["shift_logodds"]
+    assert 0 < abs(shrunk_shift) < abs(large["shift_logodds"])
+    off = train_outcome(
+        frame, OUTCOME, FEATURES, CATEGORICAL_FEATURES, split, fast_settings(recalibrate_in_the_large=False)
+    )
+    assert off.training_summary_["calibration_in_the_large"] is None and off.calibrator_.offset_ == 0.0
 
 
 def test_platt_is_the_unpenalised_logistic_fit_and_its_prior_shrinks_towards_the_raw_probabilities() -> None:
@@ -455,3 +486,15 @@ def test_baselines_are_evaluated_with_the_model_in_one_pass_on_its_split(
     assert MODEL_NAME not in with_baselines.baselines and len(with_baselines.baselines) == 2
     assert {result["n"] for result in with_baselines.results.values()} == {evaluation.model["n"]}
     assert with_baselines.model == evaluation.model  # baselines do not change the model's figures
+
+
+def test_auroc_standard_error_follows_hanley_and_mcneil() -> None:
+    # Against simulation: binormal scores with AUROC 0.8 (shift 1.19), 50 events and 50 non-events, 400 times.
+    from models.metrics import auroc_score, auroc_standard_error
+
+    rng = np.random.default_rng(7)
+    y = np.r_[np.ones(50), np.zeros(50)]
+    draws = [auroc_score(y, np.r_[rng.normal(1.19, 1, 50), rng.normal(0, 1, 50)]) for _ in range(400)]
+    assert np.mean(draws) == pytest.approx(0.8, abs=0.01)
+    assert auroc_standard_error(0.8, 50, 50) == pytest.approx(np.std(draws), rel=0.15)
+    assert auroc_standard_error(0.8, 500, 500) < auroc_standard_error(0.8, 50, 50)

@@ -19,7 +19,7 @@ from models.registry import ModelRegistry, load_current
 from models.settings import TrainingSettings
 from models.split import TimeSplit
 from models.synthetic import make_training_frame
-from models.training import TrainedModel, train_outcome
+from models.training import TrainedModel, refit_outcome, train_outcome
 from tests.fast import fast_training_settings, fit_on_synthetic_frame, latest_split
 
 OUTCOME = "emergency_admission"
@@ -178,6 +178,40 @@ def test_load_current_round_trips_predictions_exactly(
     assert stored.importance == good_evaluation.importance
     assert loaded.training_summary_ == good_model.training_summary_
     assert loaded.split_ == good_model.split_ and isinstance(loaded.split_, TimeSplit)
+
+
+def test_the_refit_learns_from_the_evaluation_date_scores_and_is_checked_while_promotion_compares_evaluated_models(
+    tmp_path: Path, frame: pl.DataFrame, good_model: TrainedModel, good_evaluation: Evaluation, eval_rows: pl.DataFrame
+) -> None:
+    dates = sorted(frame["index_date"].unique().to_list())
+    base = latest_split(frame, EVAL_DATE)
+    split = TimeSplit(base.fit_index_dates, EVAL_DATE, 12, tuple(dates[-4:]))
+    evaluated = train_outcome(
+        frame, OUTCOME, good_model.feature_cols, good_model.categorical_cols, split, fast_settings()
+    )
+    refit, check = refit_outcome(frame, evaluated)
+    assert refit is not None and check["refitted"]
+    assert check["refit_index_dates"] == [str(d) for d in dates[-4:]] and check["check_index_date"] == str(EVAL_DATE)
+    assert check["rows"] == split.refit_rows(frame, OUTCOME).height
+    assert check["auroc_refit"] >= check["auroc_evaluated"] - check["auroc_tolerance"]
+    assert refit.split_ == split and refit.categories_ == evaluated.categories_
+    assert refit.training_summary_["calibration_in_the_large"]["index_date"] == str(EVAL_DATE)
+    assert not np.array_equal(refit.predict_raw_logodds(eval_rows), evaluated.predict_raw_logodds(eval_rows))
+
+    registry = ModelRegistry(tmp_path)
+    evaluation = evaluate_outcome(frame, evaluated)
+    evaluated.training_summary_["refit"] = check
+    registry.save(evaluated, evaluation, eval_frame=frame, write_card=False, refit=refit)
+    folder = registry.version_dir(OUTCOME, "v0001")
+    assert (folder / "model.txt").read_text() == refit.booster_.model_to_string()
+    assert (folder / "evaluated_model.txt").read_text() == evaluated.booster_.model_to_string()
+    assert np.array_equal(registry.load(OUTCOME, "v0001").predict_proba(eval_rows), refit.predict_proba(eval_rows))
+    again = registry.load(OUTCOME, "v0001", evaluated=True)
+    assert np.array_equal(again.predict_proba(eval_rows), evaluated.predict_proba(eval_rows))
+    # The same candidate again is exactly as good as the current one: promotion scored the current version's
+    # evaluated model, not its refit (which was fitted on these evaluation rows and would look better).
+    decision = registry.save(evaluated, evaluation, eval_frame=frame, write_card=False, refit=refit)
+    assert decision.promoted and decision.current == decision.candidate
 
 
 def test_load_current_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
