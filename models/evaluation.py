@@ -70,6 +70,9 @@ class Evaluation:
     results: dict[str, dict[str, Any]]
     subgroups: list[dict[str, Any]] = field(default_factory=list)
     importance: list[dict[str, Any]] = field(default_factory=list)
+    # The effect of the protected-characteristic predictor settings: one entry per variant (as configured first),
+    # from `predictor_variant` (empty unless `training.predictor_choice_effect` and the ranking outcome).
+    predictor_choice: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def model(self) -> dict[str, Any]:
@@ -135,6 +138,22 @@ def evaluate_outcome(
         ).to_dicts()
     importance = mean_abs_contributions(model, eval_rows, settings.explain_sample_rows, seed)
     return Evaluation(outcome, results, subgroups, importance)
+
+
+VARIANT_METRICS = ("auroc", "auprc", "ppv_top_5pct", "calibration_intercept")
+VARIANT_GROUPINGS = ("ethnicity_group", "imd_quintile")
+
+
+def predictor_variant(name: str, predictors: Mapping[str, bool], evaluation: Evaluation) -> dict[str, Any]:
+    """One model's figures for the predictor-choice comparison: which protected characteristics it used, its
+    overall metrics and its error rates by ethnic group and deprivation."""
+    metrics = evaluation.model["metrics"]
+    return {
+        "variant": name,
+        "predictors": dict(predictors),
+        "metrics": {m: metrics[m] for m in VARIANT_METRICS if m in metrics},
+        "subgroups": [s for s in evaluation.subgroups if s["grouping"] in VARIANT_GROUPINGS],
+    }
 
 
 def mean_abs_contributions(model: TrainedModel, frame: pl.DataFrame, max_rows: int, seed: int) -> list[dict[str, Any]]:

@@ -375,8 +375,8 @@ def subgroup_metrics(
     fewer than `min_n` rows or fewer than `min_events` events or non-events), calibration in the large
     (observed rate - mean predicted: > 0 means the model under-predicts for the group), and the false
     positive and false negative rates of flagging the population's top `flag_fraction` (the cut is set on the
-    whole population, as a service would use it, not within each group). Null group values are a group of
-    their own, labelled "(missing)".
+    whole population, as a service would use it, not within each group) with 95% Wilson intervals (`_lo`, `_hi`;
+    they treat the cut as fixed). Null group values are a group of their own, labelled "(missing)".
     """
     y_arr, p_arr, s_arr = _as_arrays(y, p, rank_score)
     n = len(y_arr)
@@ -411,8 +411,8 @@ def subgroup_metrics(
                     "auroc": auroc,
                     "calibration_in_the_large": float(yg.mean() - pg.mean()),
                     "flagged_fraction": float(fg.mean()),
-                    "false_positive_rate": float((fg & (yg == 0)).sum() / non_events) if non_events else None,
-                    "false_negative_rate": float((~fg & (yg == 1)).sum() / events) if events else None,
+                    **_rate_with_interval("false_positive_rate", int((fg & (yg == 0)).sum()), non_events),
+                    **_rate_with_interval("false_negative_rate", int((~fg & (yg == 1)).sum()), events),
                 }
             )
     schema = {
@@ -425,8 +425,7 @@ def subgroup_metrics(
         "auroc": pl.Float64,
         "calibration_in_the_large": pl.Float64,
         "flagged_fraction": pl.Float64,
-        "false_positive_rate": pl.Float64,
-        "false_negative_rate": pl.Float64,
+        **{f"{rate}{end}": pl.Float64 for rate in ERROR_RATES for end in ("", "_lo", "_hi")},
     }
     return pl.DataFrame(rows, schema=schema)
 
@@ -438,6 +437,27 @@ def auroc_standard_error(auroc: float, events: int, non_events: int) -> float:
     q1, q2 = auroc / (2 - auroc), 2 * auroc**2 / (1 + auroc)
     variance = auroc * (1 - auroc) + (events - 1) * (q1 - auroc**2) + (non_events - 1) * (q2 - auroc**2)
     return math.sqrt(max(variance, 0.0) / (events * non_events))
+
+
+ERROR_RATES = ("false_positive_rate", "false_negative_rate")
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sound near 0 and 1 and for small groups, unlike p +- 1.96 se)."""
+    if trials <= 0:
+        return math.nan, math.nan
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _rate_with_interval(name: str, count: int, total: int) -> dict[str, float | None]:
+    """{name, name_lo, name_hi}: count / total with its Wilson interval (None without any rows to count)."""
+    if total <= 0:
+        return {name: None, f"{name}_lo": None, f"{name}_hi": None}
+    lo, hi = wilson_interval(count, total)
+    return {name: count / total, f"{name}_lo": lo, f"{name}_hi": hi}
 
 
 def auroc_score(y: np.ndarray, score: np.ndarray) -> float:

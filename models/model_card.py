@@ -299,6 +299,11 @@ def used_importance(evaluation: Evaluation) -> list[dict[str, Any]]:
     return [item for item in evaluation.importance if item["mean_abs_contribution"] > 0]
 
 
+def _rate(row: Mapping[str, Any], name: str) -> str:
+    """A subgroup error rate with its interval (rows stored before intervals existed show the rate alone)."""
+    return format_estimate(row.get(name), row.get(f"{name}_lo"), row.get(f"{name}_hi"))
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "n/a"
@@ -354,6 +359,52 @@ def refit_text(summary: Mapping[str, Any], fit_dates: Sequence[Any]) -> str:
         f"expected events there was {_fmt(refit.get('observed_over_expected_evaluated'))}. The refit's own "
         "performance on a later year can only be measured once that year has happened (monitoring does)."
     )
+
+
+def predictor_choice_blocks(variants: Sequence[Mapping[str, Any]]) -> list[Block]:
+    """The effect of using ethnic group and area deprivation as predictors: overall, and the error rates by
+    ethnic group and deprivation, for the configured model and each choice reversed (same evaluation rows)."""
+    names = [str(v["variant"]) for v in variants]
+    overall = [
+        [metric, *[_metric_text(v["metrics"].get(metric)) for v in variants]]
+        for metric in ("auroc", "auprc", "ppv_top_5pct", "calibration_intercept")
+    ]
+    keys = [(s["grouping"], s["group"]) for s in variants[0]["subgroups"]]
+    by_key = [{(s["grouping"], s["group"]): s for s in v["subgroups"]} for v in variants]
+    rows = [
+        [
+            GROUPING_WORDS.get(str(grouping), str(grouping)),
+            group_words(str(grouping), str(group)),
+            *[
+                f"{_rate(found[(grouping, group)], 'false_positive_rate')} / "
+                f"{_rate(found[(grouping, group)], 'false_negative_rate')}"
+                if (grouping, group) in found
+                else "n/a"
+                for found in by_key
+            ],
+        ]
+        for grouping, group in keys
+    ]
+    used = variants[0]["predictors"]
+    return [
+        Heading("Protected characteristics as predictors"),
+        Paragraph(
+            f"This model uses ethnic group as a predictor: {'yes' if used.get('ethnicity') else 'no'}; area "
+            f"deprivation: {'yes' if used.get('deprivation') else 'no'} (settings training.ethnicity_as_predictor "
+            "and training.deprivation_as_predictor; the reasons for the defaults are in models/settings.py). The "
+            "same model was fitted with each choice reversed and evaluated on the same rows, so the effect of the "
+            "choice can be read here: overall, and as the false positive / false negative rates at the list cut by "
+            "ethnic group and deprivation (95% Wilson intervals)."
+        ),
+        Table(["metric", *names], overall),
+        Table(["grouping", "group", *[f"FPR / FNR: {n}" for n in names]], rows),
+    ]
+
+
+def _metric_text(values: Mapping[str, Any] | None) -> str:
+    if not values:
+        return "n/a"
+    return format_estimate(values.get("estimate"), values.get("lo"), values.get("hi"))
 
 
 def build_card(
@@ -464,8 +515,10 @@ def build_card(
         blocks += [
             Paragraph(
                 "Calibration in the large = observed rate - mean predicted (> 0: the model under-predicts for the "
-                "group). False positive / negative rates are for flagging the population's top "
-                f"{model.settings.subgroup_flag_fraction:.0%}. AUROC is n/a for groups with fewer than "
+                "group). False positive / negative rates (FPR: share of the group's people without the outcome who "
+                "are flagged; FNR: share of those with it who are not) are for flagging the population's top "
+                f"{model.settings.subgroup_flag_fraction:.0%}, with 95% Wilson intervals. Groups can be equally well "
+                "calibrated while these rates differ widely. AUROC is n/a for groups with fewer than "
                 f"{model.settings.subgroup_min_n} people or {model.settings.subgroup_min_events} events."
             ),
             Table(
@@ -478,8 +531,8 @@ def build_card(
                         str(s["events"]),
                         _fmt(s["auroc"]),
                         _fmt(s["calibration_in_the_large"], 4),
-                        _fmt(s["false_positive_rate"]),
-                        _fmt(s["false_negative_rate"]),
+                        _rate(s, "false_positive_rate"),
+                        _rate(s, "false_negative_rate"),
                     ]
                     for s in model_evaluation.subgroups
                 ],
@@ -487,6 +540,8 @@ def build_card(
         ]
     else:
         blocks.append(Paragraph("No subgroup columns were given to the evaluation."))
+    if model_evaluation.predictor_choice:
+        blocks += predictor_choice_blocks(model_evaluation.predictor_choice)
     blocks.append(Heading("What drives the score"))
     used = used_importance(model_evaluation)
     if used:

@@ -255,7 +255,12 @@ class ModelRegistry:
         _write_json(folder / "training_summary.json", {**model.training_summary_, **model.split_.to_dict()})
         _write_json(
             folder / "metrics.json",
-            {"evaluation": evaluation.model, "subgroups": evaluation.subgroups, "importance": evaluation.importance},
+            {
+                "evaluation": evaluation.model,
+                "subgroups": evaluation.subgroups,
+                "importance": evaluation.importance,
+                "predictor_choice": evaluation.predictor_choice,
+            },
         )
         if evaluation.baselines:
             _write_json(folder / "baselines.json", evaluation.baselines)
@@ -401,7 +406,11 @@ class ModelRegistry:
         metrics = _read_json(folder / "metrics.json")
         baselines = _read_json(folder / "baselines.json") if (folder / "baselines.json").exists() else {}
         return Evaluation(
-            outcome, {MODEL_NAME: metrics["evaluation"], **baselines}, metrics["subgroups"], metrics["importance"]
+            outcome,
+            {MODEL_NAME: metrics["evaluation"], **baselines},
+            metrics["subgroups"],
+            metrics["importance"],
+            metrics.get("predictor_choice", []),
         )
 
     def reference(self, outcome: str, version: str) -> dict[str, Any] | None:

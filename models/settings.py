@@ -71,6 +71,19 @@ class TrainingSettings:
     # model's settings and number of trees chosen afresh by early stopping; it replaces the evaluated model for
     # scoring only if its ranking on its own held-out people at the newest date is not worse (models/training.py).
     refit_on_all_labelled: bool = True
+    # Protected characteristics as predictors (the model card shows the effect of the other choice on the subgroup
+    # error rates of the ranking outcome, `predictor_choice_effect`).
+    # Ethnic group: off. It is a protected characteristic (Equality Act 2010): ranking people for a service by it
+    # needs a justification the model cannot give, and its recording is incomplete and uneven between services,
+    # so as a predictor it partly learns recording practice. Error rates by ethnic group are reported either way.
+    ethnicity_as_predictor: bool = False
+    # Area deprivation (IMD decile of the home area): on. It describes the area, not the person, need rises with
+    # it, and NHS targeting uses it openly (Core20PLUS5 names the most deprived 20% of areas); leaving it out
+    # leaves the model to infer it from use of care, which understates the need of those who use care less.
+    deprivation_as_predictor: bool = True
+    # Fit the ranking outcome's model again with each of the two choices above reversed, and put the overall and
+    # subgroup figures side by side on its model card (two more fits of one outcome).
+    predictor_choice_effect: bool = True
     num_boost_round: Annotated[StrictInt, Field(ge=1)] = 1000
     early_stopping_rounds: Annotated[StrictInt, Field(ge=1)] = 50
     # Shares of the fit people held out for early stopping and for calibration (their sum must be below 1).

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -24,15 +24,52 @@ from features.build import build_features, categorical_columns, feature_columns
 from features.inputs import Tables
 from features.outcomes import label_outcomes
 from models.cohorts import age_band
+from models.settings import TrainingSettings
 from models.split import TimeSplit
 from pipelines.settings import Settings
 from pipelines.warehouse import cost_currency, earliest_event_date, latest_extract_date, read_tables
+
+if TYPE_CHECKING:
+    from models.evaluation import Evaluation
 
 log = logging.getLogger("riskstrat.train")
 
 # PARR-style logistic baseline: a few classic predictors.
 CLASSIC_NUMERIC = ("age", "emergency_admissions_12m", "ltc_count")
 CLASSIC_CATEGORICAL = ("sex",)
+
+
+# The predictors each protected-characteristic setting governs (features/demographics.py).
+PROTECTED_PREDICTORS: dict[str, tuple[str, ...]] = {"ethnicity": ("ethnicity_group",), "deprivation": ("imd_decile",)}
+
+
+def predictor_columns(ethnicity: bool, deprivation: bool) -> tuple[list[str], list[str]]:
+    """The model's features and its categorical ones, with or without ethnic group and area deprivation."""
+    dropped = {
+        *(() if ethnicity else PROTECTED_PREDICTORS["ethnicity"]),
+        *(() if deprivation else PROTECTED_PREDICTORS["deprivation"]),
+    }
+    return [c for c in feature_columns() if c not in dropped], [c for c in categorical_columns() if c not in dropped]
+
+
+def predictor_choice_effect(
+    frame: pl.DataFrame, split: TimeSplit, outcome: str, settings: TrainingSettings, configured: Evaluation
+) -> list[dict[str, Any]]:
+    """The configured model beside the same model with each protected-characteristic setting reversed, evaluated on
+    the same rows (overall and by ethnic group and deprivation), for the model card."""
+    from models.evaluation import SUBGROUP_COLUMNS, evaluate_outcome, predictor_variant
+    from models.training import train_outcome
+
+    chosen = {"ethnicity": settings.ethnicity_as_predictor, "deprivation": settings.deprivation_as_predictor}
+    variants = [predictor_variant("as configured", chosen, configured)]
+    for name in ("ethnicity", "deprivation"):
+        other = {**chosen, name: not chosen[name]}
+        features, categorical = predictor_columns(other["ethnicity"], other["deprivation"])
+        model = train_outcome(frame, outcome, features, categorical, split, settings)
+        evaluation = evaluate_outcome(frame, model, (), settings, subgroup_cols=SUBGROUP_COLUMNS)
+        label = f"{'with' if other[name] else 'without'} {name} as a predictor"
+        variants.append(predictor_variant(label, other, evaluation))
+    return variants
 
 
 def training_frame(
@@ -125,11 +162,12 @@ def train_all(
     timings["features"] = time.perf_counter() - started
 
     registry = ModelRegistry(settings.registry)
+    features, categorical = predictor_columns(t.ethnicity_as_predictor, t.deprivation_as_predictor)
     comparisons, decisions = [], {}
     for outcome in t.outcomes:
         step = time.perf_counter()
         say(f"training {outcome}")
-        model = train_outcome(frame, outcome, feature_columns(), categorical_columns(), split, t)
+        model = train_outcome(frame, outcome, features, categorical, split, t)
         model.training_summary_["cost_currency"] = currency  # stated on the model card
         oracle_col = f"true_p_{outcome}" if has_oracle and f"true_p_{outcome}" in frame.columns else None
         baselines = standard_baselines(
@@ -141,6 +179,9 @@ def train_all(
             seed=t.seed,
         )
         evaluation = evaluate_outcome(frame, model, baselines, t, subgroup_cols=SUBGROUP_COLUMNS)
+        if t.predictor_choice_effect and outcome == settings.scoring.ranking_outcome:
+            say(f"{outcome}: the effect of the protected-characteristic predictor settings (two more fits)")
+            evaluation.predictor_choice = predictor_choice_effect(frame, split, outcome, t, evaluation)
         # Evaluated; now the model that scores learns from every labelled period, the latest included.
         refit, refit_check = refit_outcome(frame, model)
         model.training_summary_["refit"] = refit_check

@@ -15,7 +15,7 @@ from data_contracts.dates import add_months
 from models.baselines import standard_baselines
 from models.calibration import IsotonicCalibrator, PlattCalibrator, calibration_kind, calibrator_from_dict
 from models.evaluation import MODEL_NAME, SUBGROUP_COLUMNS, Evaluation, evaluate_outcome, print_comparison
-from models.metrics import evaluate, subgroup_metrics, top_label
+from models.metrics import evaluate, subgroup_metrics, top_label, wilson_interval
 from models.split import CALIBRATION, TRAIN, VALIDATION, TimeSplit, assign_person_parts, person_parts
 from models.synthetic import CATEGORICAL_FEATURES, FEATURES, make_training_frame
 from models.training import TrainedModel, train_outcome
@@ -380,6 +380,26 @@ def test_subgroup_metrics_cover_every_group(evaluation: Evaluation) -> None:
         assert part.get_column("n").sum() == evaluation.model["n"]
     rates = table.select("false_positive_rate", "false_negative_rate").to_numpy()
     assert np.nanmin(rates) >= 0 and np.nanmax(rates) <= 1
+
+
+def test_subgroup_error_rates_carry_wilson_intervals(evaluation: Evaluation) -> None:
+    lo, hi = wilson_interval(5, 100)
+    assert lo == pytest.approx(0.02154, abs=1e-4) and hi == pytest.approx(0.11175, abs=1e-4)
+    assert wilson_interval(0, 20)[0] == 0.0 and 0 < wilson_interval(0, 20)[1] < 0.2
+    widths = {}
+    for row in evaluation.subgroups:
+        for rate in ("false_positive_rate", "false_negative_rate"):
+            if row[rate] is None:
+                continue
+            assert row[f"{rate}_lo"] <= row[rate] <= row[f"{rate}_hi"]
+        widths[(row["grouping"], row["group"])] = (
+            row["n"],
+            row["false_positive_rate_hi"] - row["false_positive_rate_lo"],
+        )
+    sexes = sorted(v for k, v in widths.items() if k[0] == "sex")
+    ages = sorted(v for k, v in widths.items() if k[0] == "age_band")
+    # Bigger groups have narrower intervals.
+    assert max(w for _, w in sexes) < max(w for _, w in ages)
 
 
 def test_subgroup_auroc_is_null_for_small_or_single_class_groups() -> None:

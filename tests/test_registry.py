@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import stat
@@ -13,7 +14,7 @@ import polars as pl
 import pytest
 
 from models.baselines import ORACLE_NAME, standard_baselines
-from models.evaluation import SUBGROUP_COLUMNS, Evaluation, evaluate_outcome
+from models.evaluation import SUBGROUP_COLUMNS, Evaluation, evaluate_outcome, predictor_variant
 from models.model_card import baselines_that_rank_better
 from models.registry import ModelRegistry, load_current
 from models.settings import TrainingSettings
@@ -250,6 +251,37 @@ def test_model_card_files_and_sections(
     # Each evaluation is written once: the model's in metrics.json, the baselines' in baselines.json.
     assert set(json.loads((folder / "baselines.json").read_text())) == set(evaluation.baselines)
     assert json.loads((folder / "metrics.json").read_text())["evaluation"] == json.loads(json.dumps(evaluation.model))
+
+
+def test_the_card_shows_the_effect_of_protected_characteristics_as_predictors(
+    tmp_path: Path, frame: pl.DataFrame, good_model: TrainedModel, good_evaluation: Evaluation
+) -> None:
+    features = [f for f in good_model.feature_cols if f != "ethnicity_group"]
+    categorical = [c for c in good_model.categorical_cols if c != "ethnicity_group"]
+    without = train_outcome(frame, OUTCOME, features, categorical, latest_split(frame, EVAL_DATE), fast_settings())
+    without_evaluation = evaluate_outcome(frame, without, subgroup_cols=SUBGROUP_COLUMNS)
+    evaluation = dataclasses.replace(
+        good_evaluation,
+        predictor_choice=[
+            predictor_variant("as configured", {"ethnicity": True, "deprivation": True}, good_evaluation),
+            predictor_variant("without ethnicity as a predictor", {"ethnicity": False}, without_evaluation),
+        ],
+    )
+    registry = ModelRegistry(tmp_path)
+    registry.save(good_model, evaluation)
+    stored = registry.load_evaluation(OUTCOME, "v0001")
+    assert stored.predictor_choice == json.loads(json.dumps(evaluation.predictor_choice))
+    markdown = (registry.version_dir(OUTCOME, "v0001") / "model_card.md").read_text()
+    assert "## Protected characteristics as predictors" in markdown
+    assert "FPR / FNR: without ethnicity as a predictor" in markdown
+    groups = {s["group"] for s in evaluation.predictor_choice[0]["subgroups"] if s["grouping"] == "ethnicity_group"}
+    assert len(groups) >= 4
+    # The two models flag different people, so at least one group's error rates differ (a real effect shown).
+    rates = [
+        {(s["grouping"], s["group"]): s["false_positive_rate"] for s in variant["subgroups"]}
+        for variant in evaluation.predictor_choice
+    ]
+    assert rates[0].keys() == rates[1].keys() and rates[0] != rates[1]
 
 
 def _evaluation(auroc: float | None, events: int = 40) -> dict:

@@ -165,3 +165,17 @@ def test_riskstrat_train_with_a_bad_value_exits_2_with_one_line_before_importing
     assert done.stderr.count("\n") == 0, done.stderr
     assert "bad.toml" in done.stderr and key in done.stderr and words in done.stderr
     assert imported == []  # validated before Prefect, LightGBM or SHAP load (and before any Prefect server)
+
+
+def test_protected_characteristics_are_predictors_only_as_the_settings_say() -> None:
+    from features.build import feature_columns
+    from pipelines.training import predictor_columns
+
+    assert {"ethnicity_group", "imd_decile"} <= set(feature_columns())
+    default, _ = predictor_columns(ethnicity=False, deprivation=True)
+    assert "ethnicity_group" not in default and "imd_decile" in default
+    both, categorical = predictor_columns(ethnicity=True, deprivation=True)
+    assert set(both) == set(feature_columns()) and "ethnicity_group" in categorical
+    neither, categorical = predictor_columns(ethnicity=False, deprivation=False)
+    assert set(feature_columns()) - set(neither) == {"ethnicity_group", "imd_decile"}
+    assert "ethnicity_group" not in categorical
