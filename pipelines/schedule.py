@@ -69,7 +69,13 @@ def deployments(settings: Settings, config: Path | None = None) -> list[Any]:
 
 
 def serve(settings: Settings, config: Path | None = None) -> None:
-    """Serve both deployments until stopped (Ctrl-C or SIGTERM), without pausing them on the way out."""
+    """Serve the deployments until stopped (Ctrl-C or SIGTERM), without pausing them on the way out."""
+    import signal
+    import sys
+
     from prefect import serve as prefect_serve
 
+    # Prefect's runner takes SIGTERM only once it starts, after every deployment is registered: a service
+    # manager's stop during that start-up would otherwise kill the process (-15) instead of stopping it cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     prefect_serve(*deployments(settings, config), pause_on_shutdown=PAUSE_ON_SHUTDOWN)
