@@ -573,6 +573,13 @@ def evaluate(
             str(row["people"]),
         )
     console.print(table)
+    for row in summary["estimates"]:
+        if "power" in row and row["power"] < summary["plan_power"]:
+            console.print(
+                f"[yellow]{row['method']}: {row['power']:.0%} power for the plan's minimum effect with "
+                f"{row['people']:,} people offered (about {row['people_offered_needed']:,.0f} needed): "
+                "read its interval, not its point estimate[/yellow]"
+            )
     console.print(
         f"taken on {summary['taken_on']}, with a whole follow-up {summary['evaluable']}, matched {summary['matched']}"
     )

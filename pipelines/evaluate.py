@@ -244,8 +244,12 @@ class EvaluationReport:
             "taken_on": self.result.taken_on,
             "evaluable": self.result.evaluable,
             "matched": self.result.matched,
+            "plan_power": self.check.plan.power.power,
             "estimates": [
-                {k: e.to_dict()[k] for k in ("method", "outcome", "estimate", "lo", "hi", "people")}
+                {
+                    **{k: e.to_dict()[k] for k in ("method", "outcome", "estimate", "lo", "hi", "people")},
+                    **{k: e.extra[k] for k in ("power", "people_offered_needed") if k in e.extra},
+                }
                 for e in self.result.estimates
             ],
         }

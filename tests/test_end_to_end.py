@@ -189,6 +189,43 @@ def test_a_run_four_weeks_later_shows_who_rose_off_the_list(demo_run: tuple[dict
     assert rising.group_by("team_id").agg(pl.col("rising_rank").max())["rising_rank"].max() <= 20
 
 
+def test_a_week_scored_with_a_draw_at_the_margin_lists_the_drawn_and_keeps_the_draw_for_the_evaluation(
+    demo_run: tuple[dict[str, Any], Path],
+) -> None:
+    """scoring.randomise_margin through the real score flow: who was drawn is stored (never published), the people
+    offered are on their team's list and the others are not, and the evaluation reads the draw back (issue 12)."""
+    from datetime import date, timedelta
+
+    from pipelines.evaluate import warehouse_tables
+    from pipelines.flows import score
+    from pipelines.settings import load_settings
+
+    summary, home = demo_run
+    as_of = date.fromisoformat(summary["score"]["as_of"]) + timedelta(weeks=1)
+    overrides = {**SMALL_RUN, "home": str(home), "scoring": {"randomise_margin": 5}}
+    scored = score(overrides=overrides, as_of=as_of.isoformat())
+    folder = Path(scored["published"]["folder"])
+    listed = pl.concat(
+        [pl.read_csv(p, infer_schema=False).select("team_id", "person_id") for p in folder.glob("teams/*/*_list.csv")]
+    )
+    draws = (
+        warehouse_tables(load_settings(None, overrides))["list_draws"].collect().filter(pl.col("draw_date") == as_of)
+    )
+    teams = listed["team_id"].n_unique()
+    assert draws.height == 2 * 5 * teams  # 5 places either side of each team's capacity
+    assert draws.group_by("team_id").agg(pl.col("offered").sum())["offered"].to_list() == [5] * teams
+    offered, deferred = draws.filter("offered"), draws.filter(~pl.col("offered"))
+    assert offered.join(listed, on=["team_id", "person_id"], how="anti").is_empty()
+    assert deferred.join(listed, on=["team_id", "person_id"], how="semi").is_empty()
+    for path in folder.rglob("*.csv"):  # the draw itself is never published
+        assert not {"offered", "list_rank"} & set(pl.read_csv(path, n_rows=0).columns), path.name
+    again = score(overrides=overrides, as_of=as_of.isoformat())  # the same run again draws the same people
+    redrawn = (
+        warehouse_tables(load_settings(None, overrides))["list_draws"].collect().filter(pl.col("draw_date") == as_of)
+    )
+    assert again["run_id"] == scored["run_id"] and redrawn.sort(pl.all()).equals(draws.sort(pl.all()))
+
+
 def test_two_trainings_of_the_same_database_give_identical_model_files_and_risk_scores(
     demo_run: tuple[dict[str, Any], Path], tmp_path: Path
 ) -> None:

@@ -97,6 +97,19 @@ def _series(values: list[float], denominator: float = 1000.0) -> pl.DataFrame:
     )
 
 
+def test_the_people_needed_give_the_plans_power_for_the_matched_and_the_randomised_comparison() -> None:
+    from data_contracts.evaluation_plan import load_plan
+    from models.impact.estimate import people_needed, power_with
+
+    plan, _ = load_plan()
+    for effect, ratio in ((None, None), (0.2 * 0.45, 1.0)):  # matched (3 comparisons each); a draw, 45% take up
+        needed = people_needed(0.8, 2.0, plan, effect=effect, ratio=ratio)
+        assert power_with(round(needed), 0.8, 2.0, plan, effect=effect, ratio=ratio) == pytest.approx(0.8, abs=0.01)
+    # diluted by uptake, the same 20% effect needs far more people offered than taken on (7.4 times here)
+    assert people_needed(0.8, 2.0, plan, effect=0.09, ratio=1.0) > 7 * people_needed(0.8, 2.0, plan)
+    assert power_with(100, 0.8, 2.0, plan, effect=0.0) == 0.0
+
+
 def test_control_chart_flags_a_point_outside_the_limits_a_shift_and_a_trend_only() -> None:
     steady = control_limits(_series([10, 11, 9, 10, 12, 8, 10, 11, 9, 10, 11, 9]), "u", RULES)
     assert set(steady["signal"]) == {""}
@@ -200,6 +213,13 @@ def test_a_whole_evaluation_on_a_synthetic_warehouse_states_its_plan(tmp_path: P
     assert methods == {"naive_before_after", "matched_did", "randomised_margin"}
     html = (report.folder / "index.html").read_text()
     assert check.hash in html and "not an effect" in html and "<svg" in html
+    drawn = next(e for e in payload["estimates"] if e["method"] == "randomised_margin")
+    assert 0 <= drawn["power"] < 0.8 and drawn["people_offered_needed"] > drawn["people"]
+    assert "Underpowered" in drawn["note"] and "Underpowered" in html  # a draw of 3 places says what it cannot show
+    summary = report.summary()  # what the CLI and the Prefect artifact print
+    assert [e["power"] for e in summary["estimates"] if "power" in e] == [drawn["power"]] and summary[
+        "plan_power"
+    ] == 0.8
     published = pl.read_csv(report.folder / "outcome_metrics.csv", infer_schema=False)
     small = published.filter(pl.col("numerator") == "*")
     assert small.height and small["value"].is_null().all()  # no rate where the count is suppressed

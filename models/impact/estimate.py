@@ -345,6 +345,26 @@ def randomised(
     itt_lo, itt_hi = _interval(boot_itt, plan.analysis.confidence)
     totals = a.sum(axis=1)
     offered = int(totals[9])
+    uptake_offered, uptake_not_offered = float(totals[8] / totals[9]), float(totals[10] / totals[11])
+    power, needed = _draw_power(
+        rows.filter(pl.col("offered").not_()),
+        post,
+        offered,
+        rows.height - offered,
+        uptake_offered - uptake_not_offered,
+        plan,
+    )
+    note = (
+        "offered now vs offered after the follow-up, by a seeded draw; the effect of being case-managed "
+        "(intention to treat divided by the difference in the share taken on)"
+    )
+    if power < plan.power.power:
+        # The Wald ratio of a small draw is skewed and its interval wide: say so beside the figure, as the plan's
+        # power calculation would have for the matched comparison.
+        note += (
+            f". Underpowered: {power:.0%} power for a {plan.power.minimum_effect:.0%} effect with {offered:,} people "
+            f"offered; about {needed:,.0f} offered (as many not offered) would give {plan.power.power:.0%}"
+        )
     return Estimate(
         "randomised_margin",
         outcome,
@@ -353,42 +373,76 @@ def randomised(
         hi,
         offered,
         rows.height - offered,
-        "offered now vs offered after the follow-up, by a seeded draw; the effect of being case-managed "
-        "(intention to treat divided by the difference in the share taken on)",
+        note,
         {
             "itt": float(itt),
             "itt_lo": itt_lo,
             "itt_hi": itt_hi,
-            "uptake_offered": float(totals[8] / totals[9]),
-            "uptake_not_offered": float(totals[10] / totals[11]),
+            "uptake_offered": uptake_offered,
+            "uptake_not_offered": uptake_not_offered,
+            "power": power,
+            "people_offered_needed": needed,
         },
+    )
+
+
+def _draw_power(
+    not_offered: pl.DataFrame, post: str, offered: int, others: int, uptake_difference: float, plan: EvaluationPlan
+) -> tuple[float, float]:
+    """The power of the draw and the people offered it would need, for the plan's minimum effect diluted by the
+    difference in uptake (intention to treat), from the rate and overdispersion of the people not offered."""
+    years = float(not_offered["years_post"].sum())
+    counts = not_offered[post].fill_null(0.0)
+    if years <= 0 or counts.len() < 2 or offered <= 0 or others <= 0:
+        return 0.0, float("inf")
+    rate = float(counts.sum()) / years
+    mean = float(counts.mean() or 0.0)
+    dispersion = float(counts.var() or 0.0) / mean if mean > 0 else 1.0
+    diluted = plan.power.minimum_effect * max(uptake_difference, 0.0)
+    ratio = others / offered
+    return (
+        power_with(offered, rate, dispersion, plan, effect=diluted, ratio=ratio),
+        people_needed(rate, dispersion, plan, effect=diluted, ratio=ratio),
     )
 
 
 # ---------------------------------------------------------------------------------------------------- power
 
 
-def people_needed(rate: float, dispersion: float, plan: EvaluationPlan) -> float:
+def people_needed(
+    rate: float, dispersion: float, plan: EvaluationPlan, effect: float | None = None, ratio: float | None = None
+) -> float:
     """People taken on needed to detect the plan's minimum relative effect on a count (Poisson, overdispersed by
     `dispersion` = variance / mean, k comparisons each): n = (z_a + z_b)^2 phi (1/(1-d) + 1/k) / (lambda T
-    ln(1-d)^2), from the variance of a log rate ratio."""
-    p = plan.power
-    z = _NORMAL.inv_cdf(1 - p.alpha / 2) + _NORMAL.inv_cdf(p.power)
-    d = p.minimum_effect
+    ln(1-d)^2), from the variance of a log rate ratio. `effect` (default the plan's minimum effect) and `ratio`
+    (k, default the plan's controls per person) serve the randomised comparison: there d is the effect diluted
+    by the difference in uptake and k the people not offered per person offered."""
+    z = _NORMAL.inv_cdf(1 - plan.power.alpha / 2) + _NORMAL.inv_cdf(plan.power.power)
+    d, k = _effect_and_ratio(plan, effect, ratio)
     expected = rate * plan.follow_up_months / 12
-    if expected <= 0:
+    if expected <= 0 or d <= 0:
         return float("inf")
-    k = plan.matching.controls_per_person
     return float(z**2 * max(dispersion, 1.0) * (1 / (1 - d) + 1 / k) / (expected * log(1 - d) ** 2))
 
 
-def power_with(people: int, rate: float, dispersion: float, plan: EvaluationPlan) -> float:
-    """The power of the plan's test with `people` taken on (same model as `people_needed`)."""
-    p = plan.power
-    d = p.minimum_effect
-    k = plan.matching.controls_per_person
+def power_with(
+    people: int,
+    rate: float,
+    dispersion: float,
+    plan: EvaluationPlan,
+    effect: float | None = None,
+    ratio: float | None = None,
+) -> float:
+    """The power of the plan's test with `people` taken on (same model and arguments as `people_needed`)."""
+    d, k = _effect_and_ratio(plan, effect, ratio)
     expected = rate * plan.follow_up_months / 12
-    if people <= 0 or expected <= 0:
+    if people <= 0 or expected <= 0 or d <= 0:
         return 0.0
     se = np.sqrt(max(dispersion, 1.0) * (1 / (1 - d) + 1 / k) / (people * expected))
-    return float(_NORMAL.cdf(abs(log(1 - d)) / se - _NORMAL.inv_cdf(1 - p.alpha / 2)))
+    return float(_NORMAL.cdf(abs(log(1 - d)) / se - _NORMAL.inv_cdf(1 - plan.power.alpha / 2)))
+
+
+def _effect_and_ratio(plan: EvaluationPlan, effect: float | None, ratio: float | None) -> tuple[float, float]:
+    d = plan.power.minimum_effect if effect is None else min(effect, 0.999)
+    k = plan.matching.controls_per_person if ratio is None else ratio
+    return d, max(k, 1e-9)
