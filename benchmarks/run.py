@@ -64,6 +64,7 @@ STAGE_TITLES: dict[str, str] = {
     "floor_per_person": "per-person floor: DuckDB count + sum per person per table",
     "peer_riskstrat": "peer columns by riskstrat",
     "peer_pandas": "peer columns by pandas",
+    "peer_sql": "peer columns by DuckDB SQL",
 }
 TARGETS = {
     "weekly_refresh_seconds": 300.0,
@@ -71,6 +72,7 @@ TARGETS = {
     "train_seconds": 900.0,
     "floor_ratio": 3.0,
     "pandas_speedup": 5.0,
+    "sql_peer_ratio": 1.0,  # issue 18: riskstrat no slower than DuckDB SQL on the same columns
     "history_ratio": 1.5,
 }
 
@@ -223,6 +225,17 @@ def benchmark_size(
     )
     agreement = compare(peer_ours, peer_theirs)
     print(f"  peer agreement: {agreement}", flush=True)
+    peer_sql = root / "peer_sql.parquet"
+    stages["peer_sql"] = median_of(
+        [
+            run_stage(
+                "peer", {"db": str(latest_db), "out": str(peer_sql), "implementation": "sql"}, log_path, "peer_sql"
+            )
+            for _ in range(repeats)
+        ]
+    )
+    sql_agreement = compare(peer_ours, peer_sql)
+    print(f"  SQL peer agreement: {sql_agreement}", flush=True)
 
     home = root / "home"
     shutil.rmtree(home, ignore_errors=True)
@@ -238,6 +251,10 @@ def benchmark_size(
         "rows": stages["generate"].details.get("rows", {}),
         "stages": {name: asdict(m) for name, m in stages.items()},
         "peer_agreement": agreement,
+        "sql_peer_agreement": sql_agreement,
+        # above 1: riskstrat is slower than the SQL peer on the same columns (the target is at most 1)
+        "sql_peer_ratio": stages["peer_riskstrat"].work_seconds / stages["peer_sql"].work_seconds,
+        "sql_peer_ratio_full_build": stages["features"].work_seconds / stages["peer_sql"].work_seconds,
         "floor_ratio": stages["features"].work_seconds / stages["floor"].work_seconds,
         "floor_ratio_per_person": stages["features"].work_seconds / stages["floor_per_person"].work_seconds,
         "pandas_speedup": stages["peer_pandas"].work_seconds / stages["peer_riskstrat"].work_seconds,
@@ -353,6 +370,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         ("features / floor (count + sum per table)", largest["floor_ratio"], "<=", TARGETS["floor_ratio"], "x"),
         ("features / per-person floor", largest["floor_ratio_per_person"], "<=", TARGETS["floor_ratio"], "x"),
         ("pandas peer / riskstrat", largest["pandas_speedup"], ">=", TARGETS["pandas_speedup"], "x"),
+        ("riskstrat / DuckDB-SQL peer", largest["sql_peer_ratio"], "<=", TARGETS["sql_peer_ratio"], "x"),
     ]
     if result.get("history_comparison"):
         rows.append(
@@ -420,6 +438,21 @@ def markdown(result: dict[str, Any]) -> str:
             f"{s['stages']['peer_riskstrat']['work_seconds']:.2f} s)"
             for s in sizes
         )
+        + " |"
+    )
+    lines.append(
+        "| riskstrat / DuckDB-SQL peer (same columns) | "
+        + " | ".join(
+            f"{s['sql_peer_ratio']:.2f}x ({s['stages']['peer_riskstrat']['work_seconds']:.2f} s / "
+            f"{s['stages']['peer_sql']['work_seconds']:.2f} s; "
+            f"{'equal' if s['sql_peer_agreement']['equal'] else 'NOT EQUAL'})"
+            for s in sizes
+        )
+        + " |"
+    )
+    lines.append(
+        "| riskstrat's whole feature build / DuckDB-SQL peer | "
+        + " | ".join(f"{s['sql_peer_ratio_full_build']:.2f}x" for s in sizes)
         + " |"
     )
     lines.append(

@@ -94,15 +94,16 @@ def floor(db: str, per_person: bool = False) -> dict[str, Any]:
 
 
 def peer(db: str, out: str, implementation: str) -> dict[str, Any]:
-    """The peer's 12-month count and cost columns by riskstrat's own feature functions or by plain pandas."""
-    from benchmarks.peer import pandas_window_features, riskstrat_window_features
+    """The peer's 12-month count and cost columns by riskstrat's own feature functions, by DuckDB SQL or by
+    plain pandas."""
+    from benchmarks.peer import pandas_window_features, riskstrat_window_features, sql_window_features
     from pipelines.warehouse import latest_extract_date
 
     as_of = latest_extract_date(Path(db))
     assert as_of is not None
     started = time.perf_counter()
-    if implementation == "riskstrat":
-        frame = riskstrat_window_features(Path(db), as_of)
+    if implementation in ("riskstrat", "sql"):
+        frame = (riskstrat_window_features if implementation == "riskstrat" else sql_window_features)(Path(db), as_of)
         seconds = time.perf_counter() - started
         frame.write_parquet(out)
         return {"work_seconds": seconds, "people": frame.height}
