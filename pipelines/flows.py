@@ -177,23 +177,31 @@ def _score_task_name(parameters: dict[str, Any]) -> str:
 @task(name="score", task_run_name=_score_task_name, cache_policy=NO_CACHE)
 def score_task(settings: Settings, as_of: str | None, data_warning: str | None = None) -> Any:
     from pipelines.scoring import score_population
-    from pipelines.warehouse import store_scores
 
+    # Not stored here: publish_task stores the scores and lists with the folder it publishes.
     result = score_population(settings, date.fromisoformat(as_of) if as_of else None, data_warning=data_warning)
-    store_scores(settings.db, result)
     log.info("scored %s", ", ".join(f"{k} {v:,}" for k, v in result.counts().items()))
     return result
 
 
 @task(name="publish", task_run_name="publish {result.publication.provenance.as_of}", **_IO)
 def publish_task(settings: Settings, result: Any, reidentification: dict[str, str] | None = None) -> dict[str, Any]:
-    """`reidentification` maps a team id to that team's own lookup file (CSV: person_id, nhs_number, name)."""
+    """Publish the run's folder and store its scores and lists in the warehouse, both or neither: the rows are
+    written in one transaction while the folder is staged and committed once it is switched in.
+    `reidentification` maps a team id to that team's own lookup file (CSV: person_id, nhs_number, name)."""
     import polars as pl
 
     from pipelines.publish import publish
+    from pipelines.warehouse import scores_stored
 
     lookups = {team: pl.read_csv(path, infer_schema=False) for team, path in (reidentification or {}).items()}
-    report = publish(settings.outputs, result.publication, reidentification=lookups, templates=settings.templates_dir)
+    report = publish(
+        settings.outputs,
+        result.publication,
+        reidentification=lookups,
+        templates=settings.templates_dir,
+        record=lambda: scores_stored(settings.db, result),
+    )
     from pipelines.workspace.snapshot import published_run, write_snapshot
 
     write_snapshot(settings.workspace_dir, published_run(result.publication))  # the MDT workspace switches to it

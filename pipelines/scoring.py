@@ -2,8 +2,8 @@
 team's list at its capacity, explain everyone listed, and say what changed since last week.
 
 Plain Python; the `score` flow wraps it. Person-level results stay in the warehouse (`risk_scores`,
-`team_list_history`, stored by `pipelines.warehouse.store_scores`) and in each team's own outputs; logs carry
-counts only.
+`team_list_history`, stored by `pipelines.warehouse.scores_stored` as the run's folder is published) and in each
+team's own outputs; logs carry counts only.
 """
 
 from __future__ import annotations

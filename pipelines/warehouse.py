@@ -8,9 +8,10 @@ table with a `person_id` column that declares neither that nor why its ids are k
 module loads. A new person-level table (a caseload, an audit trail) joins erasure by being declared here.
 
 Also here: which tables a database holds (`tables_present`), the currency of its costs (`database_currency`,
-`cost_currency`), last week's lists (`previous_lists`), storing a run's scores and lists (`store_scores`), and
-reading contract tables into Polars for the feature layer (`read_tables`: the only place features' inputs are
-read). Ingest (`pipelines.ingest`) loads batches through these; training and scoring read through them.
+`cost_currency`), last week's lists (`previous_lists`), storing a run's scores and lists (`scores_stored`, committed
+only once the run's folder is published), and reading contract tables into Polars for the feature layer
+(`read_tables`: the only place features' inputs are read). Ingest (`pipelines.ingest`) loads batches through
+these; training and scoring read through them.
 """
 
 from __future__ import annotations
@@ -502,9 +503,19 @@ def earlier_scores(db_path: Path, outcome: str, on_or_before: date) -> pl.DataFr
 
 
 def store_scores(db_path: Path, result: ScoreResult) -> None:
+    """Keep a run's scores, lists and draws at the margin in the warehouse, committed at once (see
+    `scores_stored`, which the publishing step uses so that only published lists are recorded)."""
+    with scores_stored(db_path, result):
+        pass
+
+
+@contextmanager
+def scores_stored(db_path: Path, result: ScoreResult) -> Iterator[None]:
     """Keep a run's scores, lists and draws at the margin in the warehouse (next week's changes are measured
-    against them; the evaluation of case management reads the draws).
-    Atomic, and idempotent per as-of date: a rerun for the same date replaces that date's rows."""
+    against them; the evaluation of case management reads the draws): written in one transaction on entering,
+    committed on leaving the block, rolled back if the block fails. Publishing switches the week's folder in
+    inside the block, so the database never describes lists nobody received.
+    Idempotent per as-of date: a rerun for the same date replaces that date's rows."""
     prov = result.publication.provenance
     outcome_of = {o.risk_column: o.name for o in OUTCOMES if o.risk_column in result.population.columns}
     scores = result.population.unpivot(
@@ -544,8 +555,9 @@ def store_scores(db_path: Path, result: ScoreResult) -> None:
                 con.execute(f"DELETE FROM {table.name} WHERE as_of = ?", [prov.as_of])
                 with registered(con, "_incoming", frame):
                     con.execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM _incoming")
+            yield
             con.execute("COMMIT")
-        except Exception:
+        except BaseException:
             con.execute("ROLLBACK")
             raise
 

