@@ -120,7 +120,16 @@ class Batch:
         return self.manifest.extract_date
 
     @property
-    def currency(self) -> str:
+    def holds_costs(self) -> bool:
+        """Whether any of its tables carries amounts of money (`Column.money`): only then does it have a
+        currency. A caseload batch, an opt-outs-only batch, persons: no costs, so no currency to agree with."""
+        return any(TABLES[table].holds_costs for table in self.files)
+
+    @property
+    def currency(self) -> str | None:
+        """The currency of its costs (the unit costs' when the manifest gives none); None without costs."""
+        if not self.holds_costs:
+            return None
         return self.manifest.currency or REFERENCE_CURRENCY
 
 

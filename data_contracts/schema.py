@@ -58,6 +58,9 @@ class Column:
     event_date: bool = False
     # Filled in by the loader (imputation, lineage), never expected in an input file.
     derived: bool = False
+    # An amount of money, in the currency its batch declares: a batch delivering such a column needs a currency
+    # and a database holds one currency (costs are never converted); a batch without one needs neither.
+    money: bool = False
 
     @property
     def duckdb_type(self) -> str:
@@ -116,6 +119,11 @@ class Table:
     @property
     def all_columns(self) -> tuple[Column, ...]:
         return self.columns + self.lineage_columns
+
+    @property
+    def holds_costs(self) -> bool:
+        """Whether the table's input files carry amounts of money (see `Column.money`)."""
+        return any(c.money for c in self.input_columns)
 
     @property
     def required_columns(self) -> tuple[str, ...]:

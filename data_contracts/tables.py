@@ -26,6 +26,7 @@ def _cost(what: str) -> tuple[Column, Column]:
             f"Cost of the {what} in GBP; imputed from the unit-cost table when missing.",
             minimum=0,
             maximum=COST_MAXIMUM,
+            money=True,
         ),
         Column(
             "cost_imputed", "bool", "True when `cost` was imputed from the reference unit-cost table.", derived=True
@@ -271,7 +272,7 @@ ASC_EVENTS = Table(
         Column("service_component", "string", "CLD Release 2 service component.", codelist="asc_service_component"),
         Column("primary_support_reason", "string", "Primary support reason.", codelist="asc_primary_support_reason"),
         Column("event_outcome", "string", "Event outcome.", codelist="asc_event_outcome"),
-        Column("unit_cost", "float", "Unit cost in GBP.", minimum=0, maximum=COST_MAXIMUM),
+        Column("unit_cost", "float", "Unit cost in GBP.", minimum=0, maximum=COST_MAXIMUM, money=True),
         Column("cost_frequency_unit_type", "string", "What the unit cost is per.", codelist="asc_cost_frequency"),
         Column(
             "planned_units_per_week",
@@ -281,7 +282,11 @@ ASC_EVENTS = Table(
             maximum=168,
         ),
         Column(
-            "weekly_cost", "float", "Weekly cost derived by the CLD rule (one-off costs: the whole cost).", derived=True
+            "weekly_cost",
+            "float",
+            "Weekly cost derived by the CLD rule (one-off costs: the whole cost).",
+            derived=True,
+            money=True,
         ),
         Column("cost_imputed", "bool", "True when the unit cost was imputed from the reference table.", derived=True),
     ),

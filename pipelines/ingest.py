@@ -39,6 +39,7 @@ import polars as pl
 from data_contracts.batch import BATCH_MANIFEST, Batch, BatchIncomplete, BatchRejected, read_batch
 from data_contracts.costs import add_derived_costs
 from data_contracts.importer import ImportWarning, recorded_warnings
+from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.schema import Table
 from data_contracts.settings import IngestSettings
 from data_contracts.tables import OPT_OUTS, PERSONS, TABLES
@@ -244,13 +245,17 @@ def write_log(con: duckdb.DuckDBPyConnection, batch: Batch, counts: list[TableCo
         )
     rows_changed(
         con,
-        "INSERT INTO batches (batch_id, extract_date, loaded_at, files_sha256, currency) VALUES (?, ?, ?, ?, ?)",
-        [batch.batch_id, extract_date, at, batch.combined_sha256, batch.currency],
+        "INSERT INTO batches (batch_id, extract_date, loaded_at, files_sha256, currency, holds_costs) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [batch.batch_id, extract_date, at, batch.combined_sha256, batch.currency, batch.holds_costs],
     )
 
 
 def check_currency(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
-    """Costs are never converted, so one database holds one currency: refuse a batch in another."""
+    """Costs are never converted, so one database holds one currency: refuse a batch in another. A batch without
+    costs (a caseload export, opt-outs) has no currency and goes into any database."""
+    if batch.currency is None:
+        return
     try:
         held = database_currency(con)
     except MixedCurrencies as exc:
@@ -300,7 +305,7 @@ def load_table(
             f"batch {batch.batch_id}: {path.name} holds {result.rows_read} rows but {BATCH_MANIFEST} lists "
             f"{batch.rows[table.name]}"
         )
-    staged = add_derived_costs(result.valid, table.name, batch.currency).with_columns(
+    staged = add_derived_costs(result.valid, table.name, batch.currency or REFERENCE_CURRENCY).with_columns(
         pl.lit(batch.batch_id).alias("batch_id")
     )
     replaced, inserted = replace_rows(con, table, staged.select(c.name for c in table.all_columns))

@@ -132,10 +132,15 @@ BATCHES = WarehouseTable(
         ("extract_date", "DATE"),
         ("loaded_at", "TIMESTAMP"),
         ("files_sha256", "VARCHAR"),
-        ("currency", "VARCHAR"),
+        ("currency", "VARCHAR"),  # of its costs; null for a batch without costs (or loaded before it was kept)
+        ("holds_costs", "BOOLEAN"),  # false: no cost column, so its (null) currency binds nothing
     ),
-    # Databases created before batches recorded a currency gain the column (their batches were all GBP).
-    migrations=("ALTER TABLE batches ADD COLUMN IF NOT EXISTS currency VARCHAR",),
+    # Databases created before batches recorded a currency gain the column (their batches were all GBP), and
+    # before they recorded whether they held costs, the flag (null: counted as holding GBP costs, as before).
+    migrations=(
+        "ALTER TABLE batches ADD COLUMN IF NOT EXISTS currency VARCHAR",
+        "ALTER TABLE batches ADD COLUMN IF NOT EXISTS holds_costs BOOLEAN",
+    ),
 )
 OPT_OUTS_UNVERIFIED = WarehouseTable(
     "opt_outs_unverified",
@@ -408,16 +413,17 @@ def erase_people(con: duckdb.DuckDBPyConnection, person_ids: pl.DataFrame) -> di
 
 
 def database_currency(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The currency of the costs already loaded (None for an empty database); batches loaded before the
-    currency was recorded are GBP."""
+    """The currency of the costs already loaded (None for a database without costs); batches loaded before the
+    currency was recorded are GBP, batches without costs (`holds_costs` false) have none."""
     query = "SELECT column_name FROM information_schema.columns WHERE table_name = 'batches'"
     columns = {row[0] for row in con.execute(query).fetchall()}
     if not columns:
         return None
-    # Read-only readers of a database from before the column existed: every batch there is GBP.
+    # Read-only readers of a database from before the columns existed: every batch there is GBP.
     currency = "currency" if "currency" in columns else "NULL"
+    costed = "holds_costs IS NOT FALSE" if "holds_costs" in columns else "TRUE"
     rows = con.execute(
-        f"SELECT DISTINCT coalesce({currency}, ?) FROM batches ORDER BY 1", [REFERENCE_CURRENCY]
+        f"SELECT DISTINCT coalesce({currency}, ?) FROM batches WHERE {costed} ORDER BY 1", [REFERENCE_CURRENCY]
     ).fetchall()
     if len(rows) > 1:
         raise MixedCurrencies(f"the database already mixes currencies ({', '.join(r[0] for r in rows)})")

@@ -44,7 +44,8 @@ def test_writer_lists_every_file_with_rows_and_checksum_and_marks_the_manifest_c
     manifest = read_manifest(folder)
     assert manifest is not None and manifest.details == {"seed": 7} and manifest.extract_date == date(2025, 1, 1)
     batch_read = read_batch(folder)
-    assert set(batch_read.files) == {"teams", "opt_outs"} and batch_read.currency == "GBP"
+    assert set(batch_read.files) == {"teams", "opt_outs"} and batch_read.manifest.currency == "GBP"
+    assert batch_read.currency is None  # neither table carries costs: no currency binds the database
 
 
 def test_an_error_while_writing_leaves_no_folder_and_no_staging(tmp_path: Path) -> None:
@@ -103,7 +104,7 @@ def test_manifest_with_a_byte_order_mark_and_a_padded_currency_is_read_as_meant(
         batch.add_frame("teams", TEAMS)
     body = json.loads((folder / BATCH_MANIFEST).read_text())
     _rewrite_manifest(folder, b"\xef\xbb\xbf" + json.dumps({**body, "currency": "gbp "}).encode())
-    assert read_batch(folder).currency == "GBP"
+    assert read_batch(folder).manifest.currency == "GBP"
     for bad, message in [
         ({"currency": "pounds"}, "currency 'pounds' is not a three-letter code"),
         ({"extract_date": "1-1-1"}, "extract_date '1-1-1' is not a date"),

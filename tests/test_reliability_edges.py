@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,3 +114,51 @@ def test_a_record_that_fails_removes_the_staged_week_and_keeps_the_published_one
         (staging / "manifest.json").write_text("this run")
     assert (dest / "manifest.json").read_text() == "last run"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-23"]
+
+
+def _usd_database(tmp_path: Path) -> Path:
+    """A database whose costs are in USD (a Synthea-like source), from the ingest tests' clean rows."""
+    from data_contracts.batch import write_batch
+    from pipelines.ingest import ingest_batch
+    from tests.test_ingest import EXTRACT_DATE, clean_rows, csv_bytes
+
+    db = tmp_path / "usd.duckdb"
+    rows = clean_rows()
+    with write_batch(tmp_path / "in" / "b1_usd", "b1_usd", date.fromisoformat(EXTRACT_DATE), "USD", "import") as b:
+        for table, table_rows in rows.items():
+            b.add_file(f"{table}.csv", table, csv_bytes(table_rows), len(table_rows))
+    ingest_batch(db, tmp_path / "in" / "b1_usd")
+    return db
+
+
+def test_a_batch_without_cost_columns_needs_no_currency(tmp_path: Path) -> None:
+    """The workspace's caseload export (no currency: it carries no costs) loads into a USD database, as does an
+    opt-outs-only batch; a batch with costs and no currency is still GBP and still refused there."""
+    from data_contracts.batch import BatchRejected
+    from pipelines.ingest import ingest_batch
+    from pipelines.warehouse import cost_currency
+    from pipelines.workspace import caseload
+    from pipelines.workspace.caseload import Decision
+    from pipelines.workspace.state import connect, transaction
+    from tests.test_ingest import write_batch as write_test_batch
+
+    db = _usd_database(tmp_path)
+    workspace = tmp_path / "workspace"
+    with connect(workspace) as con, transaction(con):
+        decision = Decision("young_person", "T1", "not_appropriate", date(2024, 12, 2), reason_code="needs_met")
+        caseload.record_decision(workspace, decision, "lead1", con)
+    folder = caseload.export_batch(workspace, tmp_path / "batches")
+    assert folder is not None
+    report = ingest_batch(db, folder)
+    assert report.status == "loaded" and [t.rows_loaded for t in report.tables] == [1]
+    opt_out = {"person_id": "young_person", "opt_out_type": "gp_type_1", "recorded_date": "2024-12-20"}
+    assert ingest_batch(db, write_test_batch(tmp_path / "in", "b3", {"opt_outs": [opt_out]})).status == "loaded"
+    assert cost_currency(db) == "USD"
+    with duckdb.connect(str(db), read_only=True) as con:
+        held = con.execute("SELECT batch_id, currency, holds_costs FROM batches ORDER BY loaded_at").fetchall()
+    assert [(c, h) for _, c, h in held] == [("USD", True), (None, False), (None, False)]
+
+    spell = {"prescriptions": [{"person_id": "alive_person", "issue_date": "2024-06-03", "bnf_code": "0212000AA",
+                                "items": "1", "cost": "3.5"}]}  # fmt: skip
+    with pytest.raises(BatchRejected, match="costs are in GBP but the database holds costs in USD"):
+        ingest_batch(db, write_test_batch(tmp_path / "in", "b4", spell))
