@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -35,10 +36,18 @@ def _quarantine(db: Path) -> dict[str, Counter[str]]:
     return by_table
 
 
-def reconcile(name: str, mapping: str, source: Path, work: Path) -> list[str]:
+# Each sample's extract date, as the day its activity ends (never taken from the data by the import itself).
+EXTRACT_DATES = {
+    "massachusetts_1k_2019": date(2019, 4, 29),
+    "unmc_nebraska_111": date(2023, 10, 17),
+    "eunomia_synthea27nj_5.4": date(2022, 10, 10),
+}
+
+
+def reconcile(name: str, mapping: str, source: Path, work: Path, extract_date: date) -> list[str]:
     slug = "".join(c if c.isalnum() else "_" for c in name)
     batch, db = work / f"{slug}_batch", work / f"{slug}.duckdb"
-    report: ImportReport = import_source(mapping, source, batch)
+    report: ImportReport = import_source(mapping, source, batch, extract_date=extract_date)
     ingested = ingest_batch(db, batch)
     quarantined = _quarantine(db)
     lines = [f"### {name} (`{mapping}`)", "", "| source file | rule (table) | rows |", "|---|---|---:|"]
@@ -76,10 +85,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for folder, mapping in (("massachusetts_1k_2019", "synthea_flat"), ("unmc_nebraska_111", "synthea_native")):
-            lines += reconcile(folder, mapping, synthea / folder, work)
+            lines += reconcile(folder, mapping, synthea / folder, work, EXTRACT_DATES[folder])
             collapsed = collapse_classes(synthea / folder, work / f"{folder}_collapsed_source")
-            lines += reconcile(f"{folder}, classes collapsed", mapping, collapsed, work)
-        lines += reconcile("eunomia_synthea27nj_5.4", "omop", omop, work)
+            lines += reconcile(f"{folder}, classes collapsed", mapping, collapsed, work, EXTRACT_DATES[folder])
+        lines += reconcile("eunomia_synthea27nj_5.4", "omop", omop, work, EXTRACT_DATES["eunomia_synthea27nj_5.4"])
     text = "\n".join(lines)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

@@ -33,6 +33,7 @@ import duckdb
 import polars as pl
 
 from data_contracts.batch import Manifest, write_batch
+from data_contracts.errors import DomainError
 from data_contracts.mapping import Condition, MappingError, RoutingRule, SourceMapping, TableMapping, load_mapping
 from data_contracts.reference import REFERENCE_DIR
 from data_contracts.sources import TRANSFORMS
@@ -100,13 +101,17 @@ class ImportWarning:
     expected: float | None = None
 
 
+class ExtractDateMissing(DomainError, ValueError):
+    """An import without the source's extract date (it never comes from the data)."""
+
+
 @dataclass
 class ImportReport:
     batch_id: str
     batch_dir: Path
     mapping: str
     currency: str
-    extract_date: date | None
+    extract_date: date
     tables: list[TableImport]
     files: list[FileImport]
     unused_files: dict[str, str]
@@ -534,17 +539,6 @@ def import_warnings(mapping: SourceMapping, tables: list[TableImport]) -> list[I
     return warnings
 
 
-def _latest_event_date(frames: dict[str, pl.DataFrame]) -> date | None:
-    latest: list[date] = []
-    for name, frame in frames.items():
-        dated_by = TABLES[name].dated_by
-        if dated_by and dated_by in frame.columns:
-            value = frame.select(clean_text(pl.col(dated_by)).str.to_date(DATE_FORMAT, strict=False).max()).item()
-            if value is not None:
-                latest.append(value)
-    return max(latest) if latest else None
-
-
 def _unlisted_files(mapping: SourceMapping, source: SourceFolder) -> list[str]:
     known = set(mapping.files()) | set(mapping.unused_files)
     named = {name for file_name in known if (name := source.name_of(file_name)) is not None}
@@ -560,9 +554,16 @@ def import_source(
 ) -> ImportReport:
     """Write the contract batch for `source_dir` into `out_dir` (which must not exist or be empty).
 
-    extract_date defaults to the latest event date written (the `dated_by` column of each table). Raises
-    MappingError for a mapping that does not fit the files (naming the mapping file and line)."""
+    `extract_date` is the date the source was extracted, as its supplier states it; it is never taken from the
+    data (one mistyped event date would move every later week's scoring), so without it the import is refused
+    (`ExtractDateMissing`). Raises MappingError for a mapping that does not fit the files (naming the mapping
+    file and line)."""
     mapping = mapping_path if isinstance(mapping_path, SourceMapping) else load_mapping(mapping_path)
+    if extract_date is None:
+        raise ExtractDateMissing(
+            "no extract date: give the date the source was extracted with --extract-date YYYY-MM-DD "
+            "(it is never taken from the data)"
+        )
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     if not (source_dir.is_dir() or (source_dir.is_file() and source_dir.suffix in DATABASE_SUFFIXES)):
         raise FileNotFoundError(f"source folder {source_dir} does not exist (nor is it a DuckDB database file)")
@@ -597,7 +598,7 @@ def import_source(
         batch_dir=out_dir,
         mapping=mapping.name,
         currency=mapping.currency,
-        extract_date=extract_date or _latest_event_date(outputs),
+        extract_date=extract_date,
         tables=table_reports,
         files=file_reports,
         warnings=warnings,
@@ -620,4 +621,4 @@ def _write_batch(report: ImportReport, outputs: dict[str, pl.DataFrame], mapping
             batch.add_frame(name, frame, "csv")
 
 
-__all__ = ["ImportReport", "ImportWarning", "MappingError", "TableImport", "import_source"]
+__all__ = ["ExtractDateMissing", "ImportReport", "ImportWarning", "MappingError", "TableImport", "import_source"]

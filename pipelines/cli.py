@@ -242,7 +242,11 @@ def import_(
     out: Annotated[Path, typer.Option(help="Batch folder to write (must not exist or be empty).")],
     batch_id: Annotated[str | None, typer.Option(help="Batch id. Default: the --out folder's name.")] = None,
     extract_date: Annotated[
-        str | None, typer.Option(help="Extract date (YYYY-MM-DD). Default: the latest event date written.")
+        str | None,
+        typer.Option(
+            help="The date the source was extracted (YYYY-MM-DD), as its supplier states it. Required: it is "
+            "never taken from the data."
+        ),
     ] = None,
 ) -> None:
     """Convert a source's own files into a contract batch with a declarative mapping; then `riskstrat ingest` it.
@@ -255,9 +259,12 @@ def import_(
     from data_contracts.mapping import MappingError
 
     try:
-        report = import_source(
-            mapping, source_dir, out, batch_id, date.fromisoformat(extract_date) if extract_date else None
-        )
+        when = date.fromisoformat(extract_date) if extract_date else None
+    except ValueError:
+        console.print(f"[red]import error:[/red] --extract-date {extract_date!r} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(2) from None
+    try:
+        report = import_source(mapping, source_dir, out, batch_id, when)
     except (MappingError, FileNotFoundError, FileExistsError, ValueError) as exc:
         console.print(f"[red]import error:[/red] {exc}")
         raise typer.Exit(2) from exc

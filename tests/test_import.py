@@ -105,7 +105,7 @@ def _broken_cld_mapping(tmp_path: Path, old: str, new: str) -> tuple[Path, int]:
 def test_unknown_source_column_names_the_mapping_file_and_line(tmp_path: Path) -> None:
     mapping, line = _broken_cld_mapping(tmp_path, 'la_code = "LA_Code"', 'la_code = "LA_Cod"')
     with pytest.raises(MappingError) as error:
-        import_source(mapping, _cld_source(tmp_path), tmp_path / "batch")
+        import_source(mapping, _cld_source(tmp_path), tmp_path / "batch", extract_date=date(2024, 7, 1))
     message = str(error.value)
     assert message.startswith(f"{mapping}:{line}:")
     assert "unknown column 'LA_Cod'" in message and "cld.csv" in message
@@ -189,7 +189,7 @@ def test_an_encounters_medication_claim_is_shared_equally_among_its_medications(
 
 def test_tiny_synthea_folder_converts_reconciles_and_ingests(tmp_path: Path) -> None:
     batch = tmp_path / "synthea_batch"
-    report = import_source("synthea_flat", SYNTHEA_TINY, batch)
+    report = import_source("synthea_flat", SYNTHEA_TINY, batch, extract_date=date(2018, 5, 5))
     _assert_reconciles(report)
     encounters = next(f for f in report.files if f.file == "encounters.csv")
     taken = sum(t.rows_in for t in report.tables if t.file == "encounters.csv")
@@ -254,10 +254,10 @@ def test_tiny_synthea_folder_converts_reconciles_and_ingests(tmp_path: Path) -> 
 def test_a_database_refuses_a_batch_in_another_currency(tmp_path: Path) -> None:
     db = tmp_path / "mixed.duckdb"
     synthea_batch = tmp_path / "usd"
-    import_source("synthea_flat", SYNTHEA_TINY, synthea_batch)
+    import_source("synthea_flat", SYNTHEA_TINY, synthea_batch, extract_date=date(2018, 5, 5))
     ingest_batch(db, synthea_batch)
     cld_batch = tmp_path / "gbp"
-    import_source("cld", _cld_source(tmp_path), cld_batch)
+    import_source("cld", _cld_source(tmp_path), cld_batch, extract_date=date(2024, 7, 1))
     with pytest.raises(BatchRejected, match="costs are in GBP but the database holds costs in USD"):
         ingest_batch(db, cld_batch)
 
@@ -270,7 +270,7 @@ def test_a_database_from_before_currencies_gains_the_column_and_counts_as_gbp(tm
         )
         con.execute("INSERT INTO batches VALUES ('old', DATE '2024-01-01', ?, 'x')", [datetime.now(UTC)])
     batch = tmp_path / "gbp"
-    import_source("cld", _cld_source(tmp_path), batch)
+    import_source("cld", _cld_source(tmp_path), batch, extract_date=date(2024, 7, 1))
     ingest_batch(db, batch)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT batch_id, currency FROM batches ORDER BY batch_id").fetchall() == [
@@ -278,7 +278,7 @@ def test_a_database_from_before_currencies_gains_the_column_and_counts_as_gbp(tm
             ("old", None),
         ]
     usd = tmp_path / "usd"
-    import_source("synthea_flat", SYNTHEA_TINY, usd)
+    import_source("synthea_flat", SYNTHEA_TINY, usd, extract_date=date(2018, 5, 5))
     with pytest.raises(BatchRejected, match="holds costs in GBP"):
         ingest_batch(db, usd)
 
@@ -292,7 +292,7 @@ def test_shared_synthea_sets_convert_and_ingest_with_every_row_accounted_for(
 ) -> None:
     source = SHARED_SYNTHEA / folder
     batch = tmp_path / folder
-    report = import_source(mapping, source, batch)
+    report = import_source(mapping, source, batch, extract_date=date(2024, 7, 1))
     _assert_reconciles(report)
     for account in report.files:
         rows = pl.read_csv(source / account.file, infer_schema=False).height

@@ -4,6 +4,7 @@ visit concept (and provider specialty where the concept is coarse), every source
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -56,7 +57,7 @@ def _check_tiny(batch: Path) -> None:
 
 def test_a_v53_cdm_is_routed_by_visit_concept_and_provider_specialty(tmp_path: Path) -> None:
     batch = tmp_path / "omop"
-    report = import_source("omop", TINY_53, batch)
+    report = import_source("omop", TINY_53, batch, extract_date=date(2018, 5, 5))
     _check_tiny(batch)
     visits = next(f for f in report.files if f.file == "VISIT_OCCURRENCE.csv")
     assert visits.rows_read == 12
@@ -91,7 +92,7 @@ def test_parquet_files_in_lower_case_are_read_like_the_csv_export(tmp_path: Path
     for path in TINY_53.glob("*.csv"):
         pl.read_csv(path, infer_schema=False).write_parquet(source / f"{path.stem.lower()}.parquet")
     batch = tmp_path / "omop"
-    report = import_source("omop", source, batch)
+    report = import_source("omop", source, batch, extract_date=date(2018, 5, 5))
     _check_tiny(batch)
     assert report.unused_files["OBSERVATION.csv"] == "observations are not activity and carry no cost"
     assert {f.file for f in report.files} == {
@@ -109,7 +110,7 @@ def test_a_cdm_in_a_duckdb_database_is_read_straight_from_its_tables(tmp_path: P
         for path in TINY_53.glob("*.csv"):  # typed columns, as a database holds them
             con.execute(f"CREATE TABLE cdm.{path.stem.lower()} AS SELECT * FROM read_csv_auto('{path}')")
     batch = tmp_path / "omop"
-    report = import_source("omop", database, batch)
+    report = import_source("omop", database, batch, extract_date=date(2018, 5, 5))
     _check_tiny(batch)
     assert report.unused_files["OBSERVATION.csv"] == "observations are not activity and carry no cost"
 
@@ -117,7 +118,7 @@ def test_a_cdm_in_a_duckdb_database_is_read_straight_from_its_tables(tmp_path: P
 @pytest.mark.skipif(not SHARED_OMOP.is_dir(), reason="the shared OMOP sample is not beside this checkout")
 def test_the_shared_omop_sample_converts_and_ingests_with_every_row_accounted_for(tmp_path: Path) -> None:
     batch = tmp_path / "omop"
-    report = import_source("omop", SHARED_OMOP, batch)
+    report = import_source("omop", SHARED_OMOP, batch, extract_date=date(2022, 10, 10))
     for account in report.files:
         rows = pl.read_csv(SHARED_OMOP / account.file, infer_schema=False).height
         assert rows == account.rows_read == sum(r.rows for r in account.rules) + sum(account.not_taken.values())

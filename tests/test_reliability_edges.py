@@ -4,6 +4,7 @@ among the batches, a batch without costs in a database of another currency."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -162,3 +163,23 @@ def test_a_batch_without_cost_columns_needs_no_currency(tmp_path: Path) -> None:
                                 "items": "1", "cost": "3.5"}]}  # fmt: skip
     with pytest.raises(BatchRejected, match="costs are in GBP but the database holds costs in USD"):
         ingest_batch(db, write_test_batch(tmp_path / "in", "b4", spell))
+
+
+def test_an_import_never_takes_its_extract_date_from_the_data(tmp_path: Path) -> None:
+    """`riskstrat import` without --extract-date is refused in one line saying how to give it; nothing is
+    written. With it, the manifest holds that date and not the latest event's."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from tests.test_import import SYNTHEA_TINY
+
+    runner = CliRunner()
+    batch = tmp_path / "synthea_batch"
+    refused = runner.invoke(app, ["import", str(SYNTHEA_TINY), "--mapping", "synthea_flat", "--out", str(batch)])
+    assert refused.exit_code == 2, refused.output
+    assert "--extract-date YYYY-MM-DD" in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert not batch.exists()
+    given = ["--extract-date", "2018-06-30"]
+    done = runner.invoke(app, ["import", str(SYNTHEA_TINY), "--mapping", "synthea_flat", "--out", str(batch), *given])
+    assert done.exit_code == 0, done.output
+    assert json.loads((batch / "batch.json").read_text())["extract_date"] == "2018-06-30"

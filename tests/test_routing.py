@@ -5,6 +5,7 @@ and Synthea's coarse classes routed by type code."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -105,7 +106,7 @@ def _line(path: Path, fragment: str, occurrence: int = 1) -> int:
 
 def test_conditions_combine_tests_and_every_row_is_counted_by_rule_or_as_taken_by_none(tmp_path: Path) -> None:
     mapping = _mapping(tmp_path, HEADER + GP_AND_OUTPATIENTS.replace("{op_where}", OP_BY_CODE))
-    report = import_source(mapping, _source(tmp_path), tmp_path / "batch")
+    report = import_source(mapping, _source(tmp_path), tmp_path / "batch", extract_date=date(2025, 3, 7))
     events = next(f for f in report.files if f.file == "events.csv")
     rules = {(r.table, r.rule): r for r in events.rules}
     assert rules["gp_events", "coded GP contacts"].by_value == {
@@ -136,7 +137,7 @@ def test_a_row_two_rules_claim_is_an_error_naming_both_rules_with_file_and_line(
     overlapping = 'where = { column = "class", in = ["clinic", "amb"] }'
     mapping = _mapping(tmp_path, HEADER + GP_AND_OUTPATIENTS.replace("{op_where}", overlapping))
     with pytest.raises(MappingError) as error:
-        import_source(mapping, _source(tmp_path), tmp_path / "batch")
+        import_source(mapping, _source(tmp_path), tmp_path / "batch", extract_date=date(2025, 3, 7))
     message = str(error.value)
     gp_line, op_line = _line(mapping, "[[tables.gp_events.rules]]"), _line(mapping, overlapping)
     assert message.startswith(f"{mapping}:{gp_line}:")
@@ -150,7 +151,7 @@ def test_two_rules_of_one_table_may_not_claim_a_row_either(tmp_path: Path) -> No
     text = HEADER + GP_AND_OUTPATIENTS.replace("{op_where}", OP_BY_CODE).replace('"T-[0-9]+"', '"[A-Z][0-9]"')
     mapping = _mapping(tmp_path, text)
     with pytest.raises(MappingError, match=r"rule 'coded GP contacts' \(line \d+\) and \[tables.gp_events\] rule"):
-        import_source(mapping, _source(tmp_path), tmp_path / "batch")
+        import_source(mapping, _source(tmp_path), tmp_path / "batch", extract_date=date(2025, 3, 7))
 
 
 def test_rows_feed_two_tables_only_where_the_mapping_declares_it(tmp_path: Path) -> None:
@@ -173,9 +174,9 @@ dates = { date = "%d/%m/%Y" }
 """
     mapping = _mapping(tmp_path, persons_from_events.replace("{shares}", ""))
     with pytest.raises(MappingError, match="declare shares_rows_with"):
-        import_source(mapping, _source(tmp_path), tmp_path / "batch")
+        import_source(mapping, _source(tmp_path), tmp_path / "batch", extract_date=date(2025, 3, 7))
     mapping = _mapping(tmp_path, persons_from_events.replace("{shares}", 'shares_rows_with = ["gp_events"]'))
-    report = import_source(mapping, _source(tmp_path), tmp_path / "batch")
+    report = import_source(mapping, _source(tmp_path), tmp_path / "batch", extract_date=date(2025, 3, 7))
     assert {t.table: (t.rows_in, t.rows_written) for t in report.tables} == {"persons": (7, 2), "gp_events": (7, 7)}
 
 
@@ -183,7 +184,7 @@ def test_an_empty_routed_table_is_a_warning_naming_the_mapping_line_and_the_inge
     nothing = 'where = { column = "class", equals = "outpatient" }'  # no row has this class
     mapping = _mapping(tmp_path, HEADER + GP_AND_OUTPATIENTS.replace("{op_where}", nothing))
     batch = tmp_path / "batch"
-    report = import_source(mapping, _source(tmp_path), batch)
+    report = import_source(mapping, _source(tmp_path), batch, extract_date=date(2025, 3, 6))
     empty = [w for w in report.warnings if w.kind == "empty_table"]
     assert [w.table for w in empty] == ["op_appointments"]
     assert empty[0].message.startswith(f"{mapping}:{_line(mapping, '[tables.op_appointments]')}:")
@@ -200,7 +201,7 @@ def test_a_table_far_below_what_the_other_tables_imply_is_a_warning(tmp_path: Pa
         ("o1", "p2", "02/03/2025", "clinic", "X9")
     ]
     mapping = _mapping(tmp_path, HEADER + GP_AND_OUTPATIENTS.replace("{op_where}", OP_BY_CODE))
-    report = import_source(mapping, _source(tmp_path, events), tmp_path / "batch")
+    report = import_source(mapping, _source(tmp_path, events), tmp_path / "batch", extract_date=date(2025, 3, 2))
     shares = [w for w in report.warnings if w.kind == "activity_share"]
     assert [(w.table, w.rows) for w in shares] == [("op_appointments", 1)]
     assert shares[0].expected is not None and shares[0].expected > ACTIVITY_SHARE_FACTOR
@@ -216,7 +217,7 @@ def test_an_impossible_date_is_never_shifted_but_passed_on_and_quarantined(tmp_p
     ]
     mapping = _mapping(tmp_path, HEADER + GP_AND_OUTPATIENTS.replace("{op_where}", OP_BY_CODE))
     batch = tmp_path / "batch"
-    report = import_source(mapping, _source(tmp_path, events), batch)
+    report = import_source(mapping, _source(tmp_path, events), batch, extract_date=date(2025, 2, 28))
     gp = pl.read_csv(batch / "gp_events.csv", infer_schema=False)
     # Impossible days keep their digits (in the contract's order), never moved to a neighbouring day.
     assert gp["event_date"].to_list() == ["2025-04-31", "2025-02-29", "2025-02-28", "01/03/2025x"]
@@ -270,7 +271,7 @@ def test_collapsed_classes_give_the_same_outpatients_and_gp_event_types_within_1
     collapsed = collapse_classes(source, tmp_path / "collapsed")
     counts = {}
     for name, folder in (("delivered", source), ("collapsed", collapsed)):
-        report = import_source("synthea_flat", folder, tmp_path / f"batch_{name}")
+        report = import_source("synthea_flat", folder, tmp_path / f"batch_{name}", extract_date=date(2019, 4, 29))
         assert not [w for w in report.warnings if w.kind in ("empty_table", "activity_share")], report.warnings
         gp = pl.read_csv(tmp_path / f"batch_{name}" / "gp_events.csv", infer_schema=False)
         written = {t.table: t.rows_written for t in report.tables}
