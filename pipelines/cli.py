@@ -168,13 +168,20 @@ def synth(
             settings.seed,
             progress=lambda stage, done: progress.update(task_id, description=stage, completed=done),
         )
-    table = RichTable(title=f"Synthetic population: {settings.synth.people:,} people, seed {settings.seed}")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, rows in result.row_counts.items():
-        table.add_row(name, f"{rows:,}")
-    console.print(table)
+    print_table_counts(
+        f"Synthetic population: {settings.synth.people:,} people, seed {settings.seed}", "rows", result.row_counts
+    )
     console.print(f"{len(result.batch_dirs)} batches in {out_dir / 'batches'} ({time.perf_counter() - started:.1f} s)")
+
+
+def print_table_counts(title: str, heading: str, counts: dict[str, int]) -> None:
+    """A two-column table of row counts by table."""
+    table = RichTable(title=title)
+    table.add_column("table")
+    table.add_column(heading, justify="right")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    console.print(table)
 
 
 def _progress() -> Progress:
@@ -227,6 +234,29 @@ def print_reconciliation(reports: list[dict]) -> None:
     for report in reports:
         if report["status"] == "waiting":
             console.print(f"[yellow]batch folder {report['batch_id']} waits[/yellow]: {report['reason']}")
+
+
+batch_app = typer.Typer(help="Batches in the warehouse: take one out again.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+
+
+@batch_app.command("unload")
+def batch_unload(
+    batch_id: Annotated[str, typer.Argument(help="The id of a loaded batch (as the ingest reconciliation names it).")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Remove everything one batch loaded, atomically, as if it had never been loaded, and record the unload in
+    the warehouse (`batch_unloads`); the same batch folder can then be ingested again. Refused, with the reason,
+    where that cannot be done honestly (the batch delivered opt-outs, replaced earlier rows, or later batches
+    hold rows of the people it delivered)."""
+    from pipelines.ingest import unload_batch
+
+    settings = _load(config, {"home": home, "db_path": db})
+    report = unload_batch(settings.db, batch_id)
+    print_table_counts(f"Batch {report.batch_id} unloaded from {settings.db}", "rows removed", report.rows_removed)
+    console.print("recorded in batch_unloads; the batch can be ingested again (riskstrat ingest its folder)")
 
 
 @app.command("import")

@@ -28,6 +28,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -38,6 +40,7 @@ import polars as pl
 
 from data_contracts.batch import BATCH_MANIFEST, Batch, BatchIncomplete, BatchRejected, read_batch
 from data_contracts.costs import add_derived_costs
+from data_contracts.errors import DomainError
 from data_contracts.importer import ImportWarning, recorded_warnings
 from data_contracts.reference import REFERENCE_CURRENCY
 from data_contracts.schema import Table
@@ -53,7 +56,10 @@ from data_contracts.validation import (
     validate_table,
 )
 from pipelines.warehouse import (
+    BATCH_UNLOADS,
+    INGEST_LOG,
     QUARANTINE,
+    WAREHOUSE_TABLES,
     MixedCurrencies,
     compact,
     connect,
@@ -63,6 +69,7 @@ from pipelines.warehouse import (
     loaded_checksum,
     registered,
     rows_changed,
+    tables_present,
 )
 
 log = logging.getLogger("riskstrat.ingest")
@@ -73,6 +80,10 @@ LOAD_ORDER: tuple[str, ...] = (
     *(n for n in TABLES if n not in (OPT_OUTS.name, PERSONS.name)),
 )
 """Opt-outs before persons before activity: later tables are checked against the earlier ones."""
+
+
+class UnloadRefused(DomainError):
+    """A batch that cannot be unloaded (unknown, or its effects cannot be undone honestly); nothing changed."""
 
 
 class InjectedFailure(RuntimeError):
@@ -93,6 +104,7 @@ class TableCounts:
     rows_quarantined: int = 0
     rows_excluded: int = 0
     rows_removed: int = 0
+    rows_replaced: int = 0  # earlier batches' rows with the same grain key, replaced (latest batch wins)
 
     def reconciles(self) -> bool:
         return self.rows_read == self.rows_loaded + self.rows_quarantined + self.rows_excluded
@@ -225,7 +237,7 @@ def write_log(con: duckdb.DuckDBPyConnection, batch: Batch, counts: list[TableCo
     extract_date = batch.extract_date
     if counts:
         con.executemany(
-            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            INGEST_LOG.insert_values(),
             [
                 [
                     batch.batch_id,
@@ -239,6 +251,7 @@ def write_log(con: duckdb.DuckDBPyConnection, batch: Batch, counts: list[TableCo
                     c.rows_removed,
                     extract_date,
                     at,
+                    c.rows_replaced,
                 ]
                 for c in counts
             ],
@@ -318,6 +331,7 @@ def load_table(
         rows_loaded=inserted,
         rows_quarantined=result.rows_quarantined,
         rows_excluded=result.rows_excluded,
+        rows_replaced=replaced,
     )
     if inserted != result.rows_valid or not counts.reconciles():
         raise ReconciliationError(
@@ -397,10 +411,7 @@ def ingest_batch(
     except BatchIncomplete as exc:
         log.warning("batch folder %s waits: %s; not loaded, read again by the next run", Path(batch_dir).name, exc)
         return IngestReport(Path(batch_dir).name, "waiting", reason=str(exc), seconds=time.perf_counter() - started)
-    con = connect(db_path, read_only=False)
-    try:
-        con.begin()
-        ensure_schema(con)
+    with _write_transaction(db_path) as con:
         previous = loaded_checksum(con, batch.batch_id)
         if previous == batch.combined_sha256:
             con.rollback()
@@ -417,11 +428,6 @@ def ingest_batch(
         loaded_at = datetime.now(UTC).replace(tzinfo=None)  # stored as a plain TIMESTAMP, in UTC
         write_log(con, batch, counts, loaded_at)
         con.commit()
-    except BaseException:
-        _rollback_quietly(con)
-        raise
-    finally:
-        con.close()
     if erased:
         # An erasure: the deleted rows' bytes must leave the file too, not only the tables.
         compact(db_path)
@@ -430,6 +436,22 @@ def ingest_batch(
     report.data_quality_warnings = recorded_warnings(batch.manifest)
     _log_summary(report)
     return report
+
+
+@contextmanager
+def _write_transaction(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A write connection inside an open transaction, the schema ensured; the caller commits. Any failure rolls
+    back (a kill -9 too: DuckDB never commits a transaction that was not committed)."""
+    con = connect(db_path, read_only=False)
+    try:
+        con.begin()
+        ensure_schema(con)
+        yield con
+    except BaseException:
+        _rollback_quietly(con)
+        raise
+    finally:
+        con.close()
 
 
 def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
@@ -461,3 +483,104 @@ def _log_summary(report: IngestReport) -> None:
         sum(t.rows_removed for t in report.tables),
         report.seconds,
     )
+
+
+# ---------------------------------------------------------------------------------------------- unloading
+
+
+@dataclass
+class UnloadReport:
+    batch_id: str
+    rows_removed: dict[str, int]  # table -> rows of the batch removed (its bookkeeping rows included)
+
+
+def _batch_tables(present: set[str]) -> list[str]:
+    """Every warehouse table whose rows record the batch they came from (contract tables, quarantine, the logs)."""
+    return [
+        t.name
+        for t in WAREHOUSE_TABLES.values()
+        if "batch_id" in t.column_names and t is not BATCH_UNLOADS and t.name in present
+    ]
+
+
+def _refuse_unload(con: duckdb.DuckDBPyConnection, batch_id: str, present: set[str]) -> None:
+    """Refuse (one line, counts and table names only) when unloading could not restore the warehouse as if the
+    batch had never been loaded."""
+    objections = sum(
+        con.execute(f"SELECT count(*) FROM {table} WHERE batch_id = ?", [batch_id]).fetchall()[0][0]
+        for table in (OPT_OUTS.name, "opt_outs_unverified")
+        if table in present
+    )
+    if objections:
+        raise UnloadRefused(
+            f"batch {batch_id} delivered {objections} opt-out(s): the rows they erased are gone and an objection "
+            "is withdrawn by its source, not by unloading; load a correcting batch instead"
+        )
+    replaced = con.execute(
+        "SELECT table_name, rows_replaced FROM ingest_log WHERE batch_id = ? "
+        "AND (rows_replaced IS NULL OR rows_replaced > 0) ORDER BY table_name",
+        [batch_id],
+    ).fetchall()
+    if any(n is None for _, n in replaced):
+        raise UnloadRefused(
+            f"batch {batch_id} was loaded before riskstrat recorded which earlier rows a batch replaces, so "
+            "unloading it cannot tell what to bring back; load a correcting batch instead"
+        )
+    if replaced:
+        where = ", ".join(f"{n} in {table}" for table, n in replaced)
+        raise UnloadRefused(
+            f"batch {batch_id} replaced earlier batches' rows with the same keys ({where}; latest batch wins) and "
+            "the replaced rows are not kept, so unloading cannot bring them back; load a correcting batch instead"
+        )
+    # People this batch introduced (its persons rows replaced none, checked above) with rows from other batches:
+    # without the batch those rows would have been quarantined, so the other batches go first.
+    dependants: list[str] = []
+    for table in TABLES.values():
+        if table.person_linked and table.name in present:
+            rows = con.execute(
+                f"SELECT DISTINCT t.batch_id FROM {table.name} t SEMI JOIN "
+                "(SELECT person_id FROM persons WHERE batch_id = ?) p ON t.person_id = p.person_id "
+                "WHERE t.batch_id <> ?",
+                [batch_id, batch_id],
+            ).fetchall()
+            dependants += [r[0] for r in rows]
+    if dependants:
+        raise UnloadRefused(
+            f"batches {', '.join(sorted(set(dependants)))} loaded rows of people batch {batch_id} delivered: "
+            "unload them first"
+        )
+
+
+def unload_batch(db_path: Path, batch_id: str) -> UnloadReport:
+    """Remove everything one batch loaded, in one transaction, leaving the warehouse as if it had never been
+    loaded: its rows in every table that records a batch (contract tables, quarantine, ingest_log, the data-quality
+    checks, `batches`), recorded in `batch_unloads`; then the file is compacted (the rows' bytes leave it too).
+    The same batch folder can be ingested again afterwards.
+
+    Refused (`UnloadRefused`, nothing changed) for an unknown batch id, and where the warehouse cannot honestly be
+    put back: the batch delivered opt-outs (what they erased is gone), replaced earlier batches' rows by key
+    (they are not kept), or introduced people whom later batches' rows belong to (unload those first)."""
+    with _write_transaction(db_path) as con:
+        loaded = con.execute(
+            "SELECT extract_date, files_sha256, loaded_at FROM batches WHERE batch_id = ?", [batch_id]
+        ).fetchall()
+        if not loaded:
+            raise UnloadRefused(f"no batch {batch_id!r} is loaded in {db_path}")
+        present = tables_present(con)
+        _refuse_unload(con, batch_id, present)
+        removed = {
+            table: n
+            for table in _batch_tables(present)
+            if (n := rows_changed(con, f"DELETE FROM {table} WHERE batch_id = ?", [batch_id]))
+        }
+        unloaded_at = datetime.now(UTC).replace(tzinfo=None)
+        extract_date, files_sha256, loaded_at = loaded[0]
+        con.executemany(
+            BATCH_UNLOADS.insert_values(),
+            [[batch_id, extract_date, files_sha256, loaded_at, unloaded_at, t, n] for t, n in removed.items()],
+        )
+        con.commit()
+    compact(db_path)
+    data_rows = sum(n for table, n in removed.items() if table in TABLES)
+    log.info("batch %s unloaded: %d rows removed from %d tables", batch_id, data_rows, len(removed))
+    return UnloadReport(batch_id, removed)

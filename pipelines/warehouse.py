@@ -76,6 +76,11 @@ class WarehouseTable:
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
+    def insert_values(self) -> str:
+        """An INSERT of one row of every column, in declaration order, as `?` parameters."""
+        marks = ", ".join("?" for _ in self.columns)
+        return f"INSERT INTO {self.name} ({', '.join(self.column_names)}) VALUES ({marks})"
+
     def ddl(self) -> str:
         """The grain of a contract table is enforced by the loader (replace-by-key), not by a PRIMARY KEY:
         DuckDB's ART index over tens of millions of string keys costs memory and slows bulk loads."""
@@ -123,7 +128,11 @@ INGEST_LOG = WarehouseTable(
         ("rows_removed", "BIGINT"),
         ("extract_date", "DATE"),
         ("loaded_at", "TIMESTAMP"),
+        # Rows of earlier batches this table's rows replaced by grain key (latest batch wins); what unloading the
+        # batch could not bring back. Null on rows logged before it was kept.
+        ("rows_replaced", "BIGINT"),
     ),
+    migrations=("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS rows_replaced BIGINT",),
 )
 BATCHES = WarehouseTable(
     "batches",
@@ -140,6 +149,19 @@ BATCHES = WarehouseTable(
     migrations=(
         "ALTER TABLE batches ADD COLUMN IF NOT EXISTS currency VARCHAR",
         "ALTER TABLE batches ADD COLUMN IF NOT EXISTS holds_costs BOOLEAN",
+    ),
+)
+# Batches unloaded (`pipelines.ingest.unload_batch`): what each had been and the rows removed, per table.
+BATCH_UNLOADS = WarehouseTable(
+    "batch_unloads",
+    (
+        ("batch_id", "VARCHAR"),
+        ("extract_date", "DATE"),
+        ("files_sha256", "VARCHAR"),
+        ("loaded_at", "TIMESTAMP"),
+        ("unloaded_at", "TIMESTAMP"),
+        ("table_name", "VARCHAR"),
+        ("rows_removed", "BIGINT"),
     ),
 )
 OPT_OUTS_UNVERIFIED = WarehouseTable(
@@ -267,6 +289,7 @@ WAREHOUSE_TABLES: dict[str, WarehouseTable] = {
         QUARANTINE,
         INGEST_LOG,
         BATCHES,
+        BATCH_UNLOADS,
         OPT_OUTS_UNVERIFIED,
         RISK_SCORES,
         TEAM_LIST_HISTORY,

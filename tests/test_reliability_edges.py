@@ -5,6 +5,9 @@ among the batches, a batch without costs in a database of another currency."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -16,6 +19,8 @@ import polars as pl
 import pytest
 
 from tests import test_publish as scenario
+
+ROOT = Path(__file__).resolve().parent.parent
 
 if TYPE_CHECKING:
     from pipelines.scoring import ScoreResult
@@ -183,3 +188,66 @@ def test_an_import_never_takes_its_extract_date_from_the_data(tmp_path: Path) ->
     done = runner.invoke(app, ["import", str(SYNTHEA_TINY), "--mapping", "synthea_flat", "--out", str(batch), *given])
     assert done.exit_code == 0, done.output
     assert json.loads((batch / "batch.json").read_text())["extract_date"] == "2018-06-30"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`riskstrat ARGS` in a fresh interpreter, as an operator types it (the real exit code and stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_batch_can_be_unloaded_as_if_it_had_never_been_loaded_and_loaded_again(tmp_path: Path) -> None:
+    """`riskstrat batch unload` takes out a batch that introduced a person (dated 2099, as the misdated batch of
+    the issue): every table is as before it was loaded, the unload is recorded, and the same folder ingests
+    again. An unknown id, a batch that replaced earlier rows and a batch of opt-outs are refused in one line
+    (exit 2) and change nothing."""
+    from pipelines.ingest import ingest_batch
+    from tests.test_ingest import _person, _spell, clean_rows, snapshot, write_batch
+
+    db, home, batches = tmp_path / "w.duckdb", tmp_path / "home", tmp_path / "in"
+    first = {table: rows for table, rows in clean_rows().items() if table != "opt_outs"}
+    ingest_batch(db, write_batch(batches, "b1", first))
+    before = snapshot(db)
+    misdated = {"persons": [_person("new_person", "1970", "1")], "apc_spells": [_spell("S9", "new_person")]}
+    b2 = write_batch(batches, "b2", misdated, extract_date="2099-01-01")
+    ingest_batch(db, b2)
+    assert snapshot(db) != before
+
+    done = _cli("batch", "unload", "b2", "--db", str(db), "--home", str(home), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    after = snapshot(db)
+    unloads = after.pop("batch_unloads")
+    assert before.pop("batch_unloads") == []
+    assert after == before
+    assert sorted((r[0], r[5], r[6]) for r in unloads) == [
+        ("b2", "apc_spells", 1),
+        ("b2", "batches", 1),
+        ("b2", "ingest_log", 2),
+        ("b2", "persons", 1),
+    ]
+
+    again = _cli("batch", "unload", "b2", "--db", str(db), "--home", str(home), cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.strip() == f"error: no batch 'b2' is loaded in {db}"
+
+    reingested = _cli("ingest", str(b2), "--db", str(db), "--home", str(home), cwd=tmp_path)
+    assert reingested.returncode == 0, reingested.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT batch_id FROM persons WHERE person_id = 'new_person'").fetchall() == [("b2",)]
+
+    corrected = dict(_person("alive_person", "1950", "4"))
+    ingest_batch(db, write_batch(batches, "b3", {"persons": [corrected]}))
+    opt_out = {"person_id": "young_person", "opt_out_type": "gp_type_1", "recorded_date": "2024-12-20"}
+    ingest_batch(db, write_batch(batches, "b4", {"opt_outs": [opt_out]}))
+    held = snapshot(db)
+    for batch_id, reason in (("b3", "replaced earlier batches' rows with the same keys (1 in persons"),
+                             ("b4", "delivered 1 opt-out(s)")):  # fmt: skip
+        refused = _cli("batch", "unload", batch_id, "--db", str(db), "--home", str(home), cwd=tmp_path)
+        assert refused.returncode == 2 and reason in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert snapshot(db) == held
