@@ -437,13 +437,40 @@ def is_batch(folder: Path) -> bool:
     return not entries or any(p.is_file() for p in entries)
 
 
-def batches_in(folder: Path) -> list[Path]:
-    """The batches directly inside a folder of batches, in name order; a folder inside that is not a batch
-    (it holds folders only) is logged and left out, a hidden one (a writer's staging) silently."""
+def is_stray(folder: Path, name_pattern: str) -> bool:
+    """A folder among the batches that is no batch at all: neither a manifest nor a marker, and a name that is not a
+    batch name (`ingest.batch_name_pattern`, matched at the start). A batch-named folder without them is a batch
+    still arriving, which waits (and holds back the later ones)."""
+    folder = Path(folder)
+    return (
+        not (folder / BATCH_MANIFEST).exists()
+        and not (folder / COMPLETE_MARKER).exists()
+        and re.match(name_pattern, folder.name) is None
+    )
+
+
+def batches_in(folder: Path, name_pattern: str | None = None) -> list[Path]:
+    """The batches directly inside a folder of batches, in name order. Left out: a folder holding only folders
+    (logged), a hidden one (a writer's staging, silently) and, given a `name_pattern`, a stray folder (`is_stray`,
+    logged by name): none of them holds back the batches after it."""
     found: list[Path] = []
     for child in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
-        if is_batch(child):
+        if name_pattern is not None and not child.name.startswith(".") and is_stray(child, name_pattern):
+            log.warning(
+                "%s: no %s, no %s and not a batch name (ingest.batch_name_pattern): not a batch, left out",
+                child,
+                BATCH_MANIFEST,
+                COMPLETE_MARKER,
+            )
+        elif is_batch(child):
             found.append(child)
         elif not child.name.startswith("."):
             log.warning("%s holds folders only: not a batch, left out (name its batches directly)", child)
     return found
+
+
+def last_changed(folder: Path) -> float:
+    """When anything in a batch folder last changed (its own and its entries' modification times, as seconds
+    since the epoch): how long a batch not whole yet has waited for its copy to finish."""
+    folder = Path(folder)
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])

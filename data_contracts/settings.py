@@ -6,13 +6,22 @@ settings file or overrides (pydantic validates these dataclasses as they are), s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import AfterValidator, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 Rate = Annotated[StrictFloat, Field(ge=0, le=1)]
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from None
+    return pattern
 
 
 @dataclass
@@ -102,6 +111,14 @@ class IngestSettings:
     # How many quarantine rows to keep per batch, table and reason (all are counted; a cap keeps a
     # badly broken file from filling the database).
     quarantine_cap_per_reason: Annotated[StrictInt, Field(ge=1)] = 100_000
+    # A folder in the batches folder with no batch.json and no batch.complete is a batch still arriving only if its
+    # name is a batch name (this pattern, matched at the start: the generator's b0001_..., the workspace's
+    # caseload-..., a date); any other such folder (notes, an archive) is named in the log once per run and holds
+    # nothing back. Imports are written whole, with their manifest, so their names are free.
+    batch_name_pattern: Annotated[StrictStr, AfterValidator(_compiles)] = r"b\d+[_-]|caseload-|\d{4}-\d{2}-\d{2}"
+    # A batch that has waited this long (days since anything in its folder last changed) fails the run, named:
+    # a copy that died half-way must not hold back every later batch in silence.
+    incomplete_batch_days: Annotated[StrictInt, Field(ge=1)] = 7
 
 
 @dataclass

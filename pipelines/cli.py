@@ -199,12 +199,14 @@ def ingest(
 ) -> None:
     """Validate batches against the data contracts and load them into DuckDB (atomic and idempotent per batch)."""
     settings = _load(config, {"home": home, "db_path": db})
-    batches = _expand_batches(batch_dirs)
+    batches = _expand_batches(batch_dirs, settings.ingest.batch_name_pattern)
     reports = _flows().ingest(batch_dirs=[str(b) for b in batches], overrides=_flow_overrides(settings))
     print_reconciliation(reports)
 
 
-def _expand_batches(paths: list[Path]) -> list[Path]:
+def _expand_batches(paths: list[Path], name_pattern: str) -> list[Path]:
+    """The batch folders named, and those inside a folder of batches (a stray folder there is named and left out;
+    a folder named directly is read as a batch whatever its name)."""
     from data_contracts.batch import batches_in, is_batch
 
     batches: list[Path] = []
@@ -212,7 +214,7 @@ def _expand_batches(paths: list[Path]) -> list[Path]:
         if not path.is_dir():
             console.print(f"[red]{path} is not a folder[/red]")
             raise typer.Exit(2)
-        batches.extend([path] if is_batch(path) else batches_in(path))
+        batches.extend([path] if is_batch(path) else batches_in(path, name_pattern))
     return batches
 
 

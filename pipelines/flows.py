@@ -322,7 +322,8 @@ def weekly(config: str | None = None, overrides: dict[str, Any] | None = None) -
 
     settings = _settings(config, overrides)
     _step(export_caseload_task, settings, "workspace")(settings)
-    batch_dirs = [str(p) for p in batches_in(settings.batches)] if settings.batches.exists() else []
+    pattern = settings.ingest.batch_name_pattern
+    batch_dirs = [str(p) for p in batches_in(settings.batches, pattern)] if settings.batches.exists() else []
     reports = ingest(batch_dirs=batch_dirs, config=config, overrides=overrides) if batch_dirs else []
     _step(erase_opted_out_decisions_task, settings, "workspace")(settings)
     latest = latest_extract_date(settings.db) if settings.db.exists() else None

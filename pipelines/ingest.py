@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from data_contracts.batch import BATCH_MANIFEST, Batch, BatchIncomplete, BatchRejected, read_batch
+from data_contracts.batch import BATCH_MANIFEST, Batch, BatchIncomplete, BatchRejected, last_changed, read_batch
 from data_contracts.costs import add_derived_costs
 from data_contracts.errors import DomainError
 from data_contracts.importer import ImportWarning, recorded_warnings
@@ -128,6 +128,17 @@ class IngestReport:
             "reason": self.reason,
             "tables": [vars(t) for t in self.tables],
         }
+
+
+def check_not_stale(batch_dir: Path, why: str, days: int) -> None:
+    """A batch not whole yet waits, but not for ever: when nothing in its folder has changed for `days` days (a copy
+    that died half-way), the run fails naming it (`BatchRejected`) rather than hold back every later batch."""
+    waited = (time.time() - last_changed(batch_dir)) / 86_400
+    if waited >= days:
+        raise BatchRejected(
+            f"batch folder {batch_dir.name} has not been whole for {waited:.0f} days ({why}; "
+            f"ingest.incomplete_batch_days = {days}): finish copying it, or move it out of the batches folder"
+        )
 
 
 def held_back(batch_dir: Path, earlier: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -409,6 +420,7 @@ def ingest_batch(
     try:
         batch = read_batch(batch_dir)
     except BatchIncomplete as exc:
+        check_not_stale(Path(batch_dir), str(exc), settings.incomplete_batch_days)
         log.warning("batch folder %s waits: %s; not loaded, read again by the next run", Path(batch_dir).name, exc)
         return IngestReport(Path(batch_dir).name, "waiting", reason=str(exc), seconds=time.perf_counter() - started)
     with _write_transaction(db_path) as con:

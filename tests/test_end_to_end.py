@@ -155,12 +155,13 @@ def test_the_weekly_flow_skips_loaded_batches_waits_for_an_arriving_one_and_resc
     summary, home = demo_run
     batches = tmp_path / "batches"
     shutil.copytree(home / "synthetic" / "batches", batches)
-    (batches / "zz_arriving").mkdir()  # a delivery whose copy has not started: it waits, nothing crashes
+    (batches / "b0900_week_arriving").mkdir()  # a delivery whose copy has not started: it waits, nothing crashes
     (batches / ".zz_staging.writing").mkdir()  # a writer's staging folder: never a batch
+    (batches / "notes").mkdir()  # no manifest, no marker, not a batch name: not a batch, holds nothing back
     again = weekly(overrides={**SMALL_RUN, "home": str(home), "batches_dir": str(batches)})
     statuses = [(r["batch_id"], r["status"]) for r in again["ingest"]]
     loaded = [(d["batch_id"], "skipped_already_loaded") for d in summary["ingest"]]
-    assert statuses == [*loaded, ("zz_arriving", "waiting")]
+    assert statuses == [*loaded, ("b0900_week_arriving", "waiting")]
     assert again["score"]["run_id"] == summary["score"]["run_id"]
 
 

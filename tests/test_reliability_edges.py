@@ -5,9 +5,11 @@ among the batches, a batch without costs in a database of another currency."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -251,3 +253,59 @@ def test_a_batch_can_be_unloaded_as_if_it_had_never_been_loaded_and_loaded_again
         assert refused.returncode == 2 and reason in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
     assert snapshot(db) == held
+
+
+def test_a_stray_folder_among_the_batches_is_named_and_holds_nothing_back(
+    prefect_harness: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder with no batch.json, no batch.complete and a name that is not a batch name (`archive`, some notes
+    in it) sorts before the batches: it is named in the log once and both batches after it load."""
+    from data_contracts.batch import batches_in
+    from pipelines.flows import ingest
+    from pipelines.settings import load_settings
+    from tests.test_ingest import _person, clean_rows, write_batch
+
+    root = tmp_path / "batches"
+    write_batch(root, "b0001_history", {t: r for t, r in clean_rows().items() if t != "opt_outs"})
+    write_batch(root, "b0002_week_2025-01-08", {"persons": [_person("new_person", "1970", "1")]})
+    (root / "archive").mkdir()
+    (root / "archive" / "notes.txt").write_text("last year's extracts went to the shared drive")
+    overrides = {"home": str(tmp_path / "home")}
+    pattern = load_settings(None, overrides).ingest.batch_name_pattern
+    # Prefect's logging setup stops the riskstrat loggers' propagation to the root (where caplog listens).
+    batch_log = logging.getLogger("riskstrat.batch")
+    batch_log.addHandler(caplog.handler)
+    try:
+        found = batches_in(root, pattern)
+        reports = ingest(batch_dirs=[str(p) for p in found], overrides=overrides)
+    finally:
+        batch_log.removeHandler(caplog.handler)
+    assert [(r["batch_id"], r["status"]) for r in reports] == [
+        ("b0001_history", "loaded"),
+        ("b0002_week_2025-01-08", "loaded"),
+    ]
+    # One record (caplog may see it twice, through its handler here and on the root, in a suite's logging setup).
+    named = {id(r): r.getMessage() for r in caplog.records if "archive" in r.getMessage()}
+    assert len(named) == 1 and "not a batch" in next(iter(named.values()))
+
+
+def test_an_incomplete_batch_waits_then_fails_the_run_naming_it(tmp_path: Path) -> None:
+    """A batch-named folder not whole yet (a manifest, no batch.complete) waits while its copy may be under way;
+    once nothing in it has changed for ingest.incomplete_batch_days it fails the run, named, in one line."""
+    from data_contracts.batch import COMPLETE_MARKER, BatchRejected
+    from pipelines.ingest import ingest_batch
+    from pipelines.settings import load_settings
+    from tests.test_ingest import _person, write_batch
+
+    db = tmp_path / "w.duckdb"
+    folder = write_batch(tmp_path / "batches", "b0003_week_2025-01-15", {"persons": [_person("p9", "1970", "1")]})
+    (folder / COMPLETE_MARKER).unlink()  # the copy has not finished
+    settings = load_settings(None, {"home": str(tmp_path / "home")}).ingest
+    assert ingest_batch(db, folder, settings).status == "waiting"
+    eight_days_ago = time.time() - 8 * 86_400
+    for path in [*folder.iterdir(), folder]:
+        os.utime(path, (eight_days_ago, eight_days_ago))
+    with pytest.raises(BatchRejected) as refused:
+        ingest_batch(db, folder, settings)
+    message = str(refused.value)
+    assert "b0003_week_2025-01-15 has not been whole for 8 days" in message and "\n" not in message
