@@ -22,7 +22,10 @@ then the marker is written last and the folder is renamed into place.
   (named: an opt-out must never be silently ignored), a table file inside a subfolder;
 - a `Batch`: its manifest, table files, checksums and row counts (the ingest checks the rows it reads).
 
-`is_batch` and `batches_in` say which folders are batches (hidden folders are writers' staging, never batches).
+`is_batch` and `batches_in` say which folders are batches (hidden folders are writers' staging, never batches; a
+folder with neither manifest nor marker whose name is not a batch name is stray, `is_stray`, and holds nothing back);
+`last_changed` says how long a waiting batch has waited (`pipelines.ingest.check_not_stale` fails it in the end).
+A batch's currency binds only when it carries costs (`Batch.holds_costs`, from the columns declared `money`).
 """
 
 from __future__ import annotations
