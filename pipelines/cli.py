@@ -446,11 +446,12 @@ def monitor(
     home: HomeOption = None,
 ) -> None:
     """Write the monitoring report (drift, expected and realised performance and data-quality checks over time,
-    alerts) from what the weekly runs stored, and print where it is."""
+    alerts) from what the weekly runs stored, and print where it is; the MDT workspace's monitoring page is
+    refreshed from the same history."""
     settings = _load(config, {"home": home, "db_path": db})
-    from pipelines.monitor import default_report_path, write_report
+    from pipelines.monitor import default_report_path, publish_monitoring
 
-    path = write_report(settings, out or default_report_path(settings)).resolve()
+    path = publish_monitoring(settings, out or default_report_path(settings)).resolve()
     console.print(f"monitoring report: {path}")
     if open_report:
         import webbrowser

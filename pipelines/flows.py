@@ -291,11 +291,12 @@ def gates_task(settings: Settings, loaded_batch_ids: list[str], as_of: str) -> A
 
 @task(name="monitor", task_run_name="monitor {as_of}", **_IO)
 def monitor_task(settings: Settings, result: Any, as_of: str) -> dict[str, Any]:
-    """Drift and performance of the ranking model, stored; a refit requested when a rule fires; the report."""
-    from pipelines.monitor import default_report_path, monitor_scored, trigger_retrain, write_report
+    """Drift and performance of the ranking model, stored; the report and the workspace page's copy; a refit
+    requested when a rule fires."""
+    from pipelines.monitor import default_report_path, monitor_scored, publish_monitoring, trigger_retrain
 
     report = monitor_scored(settings, result, result.features)
-    page = write_report(settings, default_report_path(settings))
+    page = publish_monitoring(settings, default_report_path(settings))  # and the workspace's monitoring page
     # Last, so that a retry of this task (a transient failure above) never requests a second refit.
     refit = settings.monitoring.trigger_refit and trigger_retrain(report.alerts)
     return {**report.summary(), "refit_requested": refit, "report": str(page)}

@@ -1,6 +1,7 @@
 """Weekly monitoring against the current model's training data (models.monitoring holds the measures and
-rules): computed after scoring, stored in the warehouse (`monitoring_metrics`, `monitoring_alerts`), shown in
-an HTML report with plots over time, and turned into a run of the retrain deployment when a rule fires.
+rules): computed after scoring, stored in the warehouse (`monitoring_metrics`, `monitoring_alerts`), shown over
+time in an HTML report and on the MDT workspace's monitoring page (both drawn by `pipelines.publish.monitoring`),
+and turned into a run of the retrain deployment when a rule fires.
 
 Monitored: the ranking outcome's model (the one whose list teams act on). Every stored value is an aggregate
 (PSI, shares, ratios, AUROC); no person-level value is stored or logged.
@@ -14,7 +15,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,14 @@ from models.monitoring import (
     score_psi,
     top_features,
 )
-from pipelines.publish.charts import figure_svg
+from pipelines.publish.monitoring import (
+    ALERTS_SCHEMA,
+    CHECKS_SCHEMA,
+    METRICS_SCHEMA,
+    MonitoringHistory,
+    monitoring_view,
+    report_html,
+)
 from pipelines.settings import Settings
 from pipelines.warehouse import WAREHOUSE_TABLES, connect, previous_lists, read_tables, tables_present
 
@@ -185,7 +192,7 @@ def store_report(db_path: Path, report: MonitorReport) -> None:
     """Replace this as-of date's monitoring rows (atomic, idempotent)."""
     metrics = pl.DataFrame(
         [(report.as_of, report.outcome, report.model_version, m, s, v) for m, s, v in report.metrics()],
-        schema=["as_of", "outcome", "model_version", "metric", "subject", "value"],
+        schema=METRICS_SCHEMA,
         orient="row",
     )
     alerts = pl.DataFrame(
@@ -193,16 +200,7 @@ def store_report(db_path: Path, report: MonitorReport) -> None:
             (report.as_of, report.outcome, report.model_version, a.rule, a.subject, a.value, a.threshold, a.message)
             for a in report.alerts
         ],
-        schema={
-            "as_of": pl.Date,
-            "outcome": pl.String,
-            "model_version": pl.String,
-            "rule": pl.String,
-            "subject": pl.String,
-            "value": pl.Float64,
-            "threshold": pl.Float64,
-            "message": pl.String,
-        },
+        schema=ALERTS_SCHEMA,
         orient="row",
     )
     with connect(db_path, read_only=False) as con:
@@ -247,138 +245,27 @@ def trigger_retrain(
 # ---------------------------------------------------------------------------------------------- report
 
 
-def stored_metrics(db_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+def stored_history(db_path: Path) -> MonitoringHistory:
+    """Every monitored week's metrics and alerts, and every stored data-quality check."""
+    from pipelines.gates import stored_checks
+
     with connect(db_path) as con:
         if "monitoring_metrics" not in tables_present(con):
             raise NotReadyError(f"{db_path} holds no monitoring yet: run `riskstrat weekly` first")
         metrics = con.sql("SELECT * FROM monitoring_metrics ORDER BY as_of, metric, subject").pl()
         alerts = con.sql("SELECT * FROM monitoring_alerts ORDER BY as_of DESC, rule, subject").pl()
-    return metrics, alerts
-
-
-def _series_plot(
-    frame: pl.DataFrame, title: str, ylabel: str, band: tuple[float, float] | None = None, line: float | None = None
-) -> str:
-    """One line per subject of `frame` (as_of, subject, value) over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    for (subject,), part in sorted(frame.partition_by("subject", as_dict=True).items()):
-        ax.plot(part["as_of"].to_list(), part["value"].to_list(), marker="o", markersize=3, label=str(subject))
-    if band is not None:
-        ax.axhspan(band[0], band[1], color="#1A9850", alpha=0.08, label="band")
-    if line is not None:
-        ax.axhline(line, color="#C0392B", linestyle="--", linewidth=1, label="alert threshold")
-    ax.set_title(title, loc="left", fontsize=11)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", ncols=3)
-    fig.autofmt_xdate()
-    return figure_svg(fig)
-
-
-def _table(frame: pl.DataFrame) -> str:
-    if frame.height == 0:
-        return "<p>None.</p>"
-    head = "".join(f"<th>{escape(c)}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in frame.iter_rows())
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return "" if value is None else str(value)
-
-
-def write_report(settings: Settings, out_path: Path) -> Path:
-    """The monitoring page: drift, expected and realised performance and data quality over time, alerts."""
-    from pipelines.gates import stored_checks
-
-    metrics, alerts = stored_metrics(settings.db)
-    m = settings.monitoring
-    latest = metrics["as_of"].max()
-    now = metrics.filter(pl.col("as_of") == latest)
-    top_now = now.filter(pl.col("metric") == "feature_psi").sort("value", descending=True).head(6)["subject"].to_list()
-
-    def metric(name: str, subjects: list[str] | None = None) -> pl.DataFrame:
-        part = metrics.filter(pl.col("metric") == name)
-        return part.filter(pl.col("subject").is_in(subjects)) if subjects is not None else part
-
-    churn = metric("list_churn").with_columns(subject=pl.lit("list churn"))
-    expected = metric("expected_auroc").with_columns(subject=pl.lit("expected AUROC"))
-    realised_auroc = metric("realised_auroc").with_columns(subject=pl.lit("realised AUROC ") + pl.col("subject"))
-    realised_expected = metric("realised_expected_auroc").with_columns(
-        subject=pl.lit("expected AUROC ") + pl.col("subject")
+    checks = stored_checks(db_path)
+    return MonitoringHistory(
+        metrics.select(pl.col(c).cast(t) for c, t in METRICS_SCHEMA.items()),
+        alerts.select(pl.col(c).cast(t) for c, t in ALERTS_SCHEMA.items()),
+        checks.select(pl.col(c).cast(t) for c, t in CHECKS_SCHEMA.items()),
     )
-    charts = [
-        _series_plot(
-            metric("feature_psi", top_now),
-            "Feature drift: the most drifting features now (PSI)",
-            "PSI",
-            line=m.psi_alert,
-        ),
-        _series_plot(
-            pl.concat([metric("score_psi"), churn]),
-            "Score drift (PSI) and list churn (share new)",
-            "",
-            line=m.psi_alert,
-        ),
-        _series_plot(
-            pl.concat([expected, realised_expected, realised_auroc]),
-            "AUROC: expected from calibrated scores, and realised on closed horizons",
-            "AUROC",
-        ),
-        _series_plot(
-            metric("realised_observed_expected"),
-            "Observed / expected events of scores issued earlier",
-            "O/E",
-            band=m.oe_band,
-        ),
-    ]
-    checks = stored_checks(settings.db)
-    quality_over_time = (
-        checks.group_by("extract_date")
-        .agg(
-            errors=(pl.col("status") == "error").sum(),
-            warnings=(pl.col("status") == "warn").sum(),
-            checks=pl.len(),
-        )
-        .sort("extract_date", descending=True)
-    )
-    newest_checks = checks.filter(pl.col("extract_date") == checks["extract_date"].max()) if checks.height else checks
-    drift_now = now.filter(pl.col("metric") == "feature_psi").sort("value", descending=True).head(10)
-    model = now["model_version"][0] if now.height else ""
-    outcome = now["outcome"][0] if now.height else ""
-    html = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>riskstrat monitoring {escape(str(latest))}</title>
-<style>
-body {{ font-family: system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif; margin: 24px; color: #1F2933; }}
-table {{ border-collapse: collapse; font-size: 13px; margin: 6px 0 18px; }}
-td, th {{ border-bottom: 1px solid #E3E7EB; padding: 3px 10px; text-align: left; }}
-.alert {{ background: #FDECEA; border-left: 4px solid #C0392B; padding: 8px 12px; }}
-.ok {{ background: #EAF6EE; border-left: 4px solid #1A9850; padding: 8px 12px; }}
-.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }}
-svg {{ max-width: 100%; height: auto; }}
-</style></head><body>
-<h1>Monitoring: {escape(outcome)} model {escape(model)}, as of {escape(str(latest))}</h1>
-<p>Against the current model's training data. PSI alert at {m.psi_alert} for the top {m.top_features} features
-and the score; observed/expected band {m.oe_band[0]}-{m.oe_band[1]} (beyond {m.oe_min_z} standard errors);
-realised AUROC alert at {m.auroc_fall} below expected. Aggregates only.</p>
-{_alert_block(alerts.filter(pl.col("as_of") == latest))}
-<h2>Over time</h2>
-{"".join(f"<div>{c}</div>" for c in charts)}
-<div class="grid"><div><h2>Most drifting features now</h2>
-{_table(drift_now.select(pl.col("subject").alias("feature"), pl.col("value").alias("psi")))}</div>
-<div><h2>Data quality, newest batch</h2>
-{_table(newest_checks.select("table", "check", "status", "message"))}</div></div>
-<h2>Data quality over time</h2>{_table(quality_over_time)}
-<h2>Every alert</h2>{_table(alerts.select("as_of", "rule", "subject", "message"))}
-</body></html>
-"""
+
+
+def write_report(settings: Settings, out_path: Path, history: MonitoringHistory | None = None) -> Path:
+    """The monitoring report: drift, expected and realised performance and data quality over time, alerts."""
+    history = history if history is not None else stored_history(settings.db)
+    html = report_html(monitoring_view(history, settings.monitoring))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = out_path.with_suffix(".tmp")
     temporary.write_text(html, encoding="utf-8")
@@ -386,11 +273,14 @@ realised AUROC alert at {m.auroc_fall} below expected. Aggregates only.</p>
     return out_path
 
 
-def _alert_block(alerts: pl.DataFrame) -> str:
-    if alerts.height == 0:
-        return '<p class="ok">No alert this week.</p>'
-    items = "".join(f"<li>{escape(m)}</li>" for m in alerts["message"].to_list())
-    return f'<div class="alert"><b>Alerts this week (a refit is requested):</b><ul>{items}</ul></div>'
+def publish_monitoring(settings: Settings, out_path: Path) -> Path:
+    """The report, and the same history for the MDT workspace's monitoring page (the app never opens the
+    warehouse, so it reads this copy: `pipelines.workspace.monitoring`). Returns the report's path."""
+    from pipelines.workspace.monitoring import write_history
+
+    history = stored_history(settings.db)
+    write_history(settings.workspace_dir, history)
+    return write_report(settings, out_path, history)
 
 
 def monitor_scored(settings: Settings, result: Any, features: pl.DataFrame | None = None) -> MonitorReport:
@@ -426,7 +316,9 @@ __all__ = [
     "default_report_path",
     "monitor_scored",
     "monitor_week",
+    "publish_monitoring",
     "store_report",
+    "stored_history",
     "trigger_retrain",
     "write_report",
 ]

@@ -209,4 +209,6 @@ def test_riskstrat_monitor_writes_the_report_from_stored_weeks_and_prints_where(
     report = tmp_path / "var" / "outputs" / "monitoring" / "index.html"
     assert f"monitoring report: {report}" in done.stderr.replace("\n", "")
     page = report.read_text()
-    assert "as of 2026-11-01" in page and "gp_face_to_face_3m drifted" in page and page.count("<svg") == 4
+    assert "as of 2026-11-01" in page and "gp_face_to_face_3m drifted" in page and page.count("<svg") == 6
+    # The MDT workspace's monitoring page is refreshed from the same history (it never opens the warehouse).
+    assert (tmp_path / "var" / "workspace" / "monitoring.json").exists()

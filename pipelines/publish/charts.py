@@ -363,3 +363,168 @@ def figure_svg(fig: Any) -> str:
     plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
+
+
+SERIES_COLOURS = ("#2C7BB6", "#E67E22", "#1A9850", "#8E44AD", "#C0392B", "#56B4E9", "#8D6E00", "#333333")
+BAND_COLOUR = "#1A9850"
+LINE_COLOUR = "#C0392B"
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    points: Sequence[tuple[date, float]]  # (date, value), in date order
+
+
+def _tick_text(value: float, step: float) -> str:
+    decimals = 0
+    while decimals < 6 and abs(round(step, decimals) - step) > 1e-9 * max(abs(step), 1e-12):
+        decimals += 1
+    return f"{value:.{decimals}f}"
+
+
+_LEGEND_KEYS = {  # how a legend entry's key is drawn: a line, the band's shade, the dashed threshold
+    "line": 'stroke-width="2"',
+    "band": 'stroke-width="8" stroke-opacity="0.25"',
+    "dashed": 'stroke-width="1.5" stroke-dasharray="6 4"',
+}
+
+
+def _legend(items: Sequence[tuple[str, str, str]], width: int) -> list[list[tuple[str, str, str, float]]]:
+    """Legend entries (label, colour, key kind) laid out in rows that fit `width`: (..., x) per entry."""
+    rows: list[list[tuple[str, str, str, float]]] = [[]]
+    x = 0.0
+    for label, colour, kind in items:
+        w = 30 + 6.6 * len(label) + 18
+        if rows[-1] and x + w > width:
+            rows.append([])
+            x = 0.0
+        rows[-1].append((label, colour, kind, x))
+        x += w
+    return rows
+
+
+def series_svg(
+    series: Sequence[Series],
+    title: str,
+    band: tuple[float, float] | None = None,
+    band_label: str = "band",
+    line: float | None = None,
+    line_label: str = "alert threshold",
+    span: tuple[date, date] | None = None,
+    whole_numbers: bool = False,
+) -> str:
+    """Lines over time, one per series, on a shared date axis, with an optional shaded band (the range that is
+    fine) and a dashed line (an alert threshold or the ideal). Presentation attributes only, no inline style, so
+    it draws under the workspace's Content-Security-Policy; each point carries its date and value as `data-`
+    attributes and a hover title. `span` sets the date axis (charts stacked on one page then line up);
+    `whole_numbers` keeps the value axis's steps whole (counts)."""
+    width, left, right, top = 880, 52, 14, 30
+    drawn = [s for s in series if s.points]
+    legend_items = [(s.label, SERIES_COLOURS[i % len(SERIES_COLOURS)], "line") for i, s in enumerate(drawn)]
+    if band is not None:
+        legend_items.append((band_label, BAND_COLOUR, "band"))
+    if line is not None:
+        legend_items.append((line_label, LINE_COLOUR, "dashed"))
+    legend_rows = _legend(legend_items, width - left) if drawn else []
+    plot_y1 = top + 170
+    height = plot_y1 + 34 + 18 * len(legend_rows)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="series" viewBox="0 0 {width} {height}" width="100%" '
+        f'role="img" aria-label="{escape(title)}" data-series="{len(drawn)}" {FONT}>'
+        f'<text x="0" y="16" font-size="14" font-weight="600" fill="{INK}">{escape(title)}</text>'
+    ]
+    if not drawn:
+        parts.append(
+            f'<text x="{left}" y="{top + 40}" font-size="13" fill="{MUTED}">No values yet: this appears once '
+            "the weeks it needs have been monitored.</text></svg>"
+        )
+        return "".join(parts)
+    days = [d for s in drawn for d, _ in s.points]
+    values = [v for s in drawn for _, v in s.points] + list(band or ()) + ([line] if line is not None else [])
+    start, end = min(days), max(days)
+    if span is not None:  # widened, never cutting a point off
+        start, end = min(start, span[0]), max(end, span[1])
+    span_days = max((end - start).days, 1)
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5 * (abs(lo) or 1.0), hi + 0.5 * (abs(hi) or 1.0)
+    step = max(_nice_step(hi - lo, 5), 1.0) if whole_numbers else _nice_step(hi - lo, 5)
+    lo, hi = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+    plot_x0, plot_x1 = left, width - right
+
+    def x_of(d: date) -> float:
+        if start == end:
+            return (plot_x0 + plot_x1) / 2
+        return plot_x0 + (d - start).days / span_days * (plot_x1 - plot_x0)
+
+    def y_of(v: float) -> float:
+        return plot_y1 - (v - lo) / (hi - lo) * (plot_y1 - top)
+
+    ticks = round((hi - lo) / step)
+    for k in range(ticks + 1):
+        v = lo + k * step
+        y = y_of(v)
+        parts.append(
+            f'<line x1="{plot_x0}" x2="{plot_x1}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
+            f'<text x="{plot_x0 - 6}" y="{y:.1f}" font-size="11" fill="{MUTED}" text-anchor="end" '
+            f'dominant-baseline="middle">{escape(_tick_text(v, step))}</text>'
+        )
+    months = _month_starts(start, end)
+    # Month starts for a long series; for a short one (under three months) the dates measured.
+    marks = months if len(months) >= 3 else sorted(set(days))
+    every = max(1, math.ceil(len(marks) / 8))
+    for n, m in enumerate(marks):
+        if n % every:
+            continue
+        x = x_of(m)
+        if marks is months:
+            label = MONTHS[m.month - 1] + (f" {m.year}" if m.month == 1 or n == 0 else "")
+        else:
+            label = f"{m.day} {MONTHS[m.month - 1]}" + (f" {m.year}" if n == 0 else "")
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{plot_y1}" stroke="{GRID}"/>'
+            f'<text x="{x:.1f}" y="{plot_y1 + 15}" font-size="11" fill="{MUTED}" text-anchor="middle">'
+            f"{escape(label)}</text>"
+        )
+    if band is not None:
+        y_hi, y_lo = y_of(max(band)), y_of(min(band))
+        parts.append(
+            f'<rect class="band" x="{plot_x0}" y="{y_hi:.1f}" width="{plot_x1 - plot_x0}" '
+            f'height="{y_lo - y_hi:.1f}" fill="{BAND_COLOUR}" fill-opacity="0.1" data-low="{fmt_num(min(band))}" '
+            f'data-high="{fmt_num(max(band))}"/>'
+        )
+    if line is not None:
+        y = y_of(line)
+        parts.append(
+            f'<line class="threshold" x1="{plot_x0}" x2="{plot_x1}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'stroke="{LINE_COLOUR}" stroke-width="1.2" stroke-dasharray="6 4" data-value="{fmt_num(line)}"/>'
+        )
+    parts.append(
+        f'<line x1="{plot_x0}" x2="{plot_x1}" y1="{plot_y1}" y2="{plot_y1}" stroke="{MUTED}"/>'
+        f'<line x1="{plot_x0}" x2="{plot_x0}" y1="{top}" y2="{plot_y1}" stroke="{MUTED}"/>'
+    )
+    for i, s in enumerate(drawn):
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
+        path = " ".join(f"{x_of(d):.1f},{y_of(v):.1f}" for d, v in s.points)
+        parts.append(
+            f'<g class="line" data-label="{escape(s.label)}" data-points="{len(s.points)}">'
+            f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.8"/>'
+        )
+        parts.extend(
+            f'<circle cx="{x_of(d):.1f}" cy="{y_of(v):.1f}" r="2.6" fill="{colour}" data-date="{d.isoformat()}" '
+            f'data-value="{fmt_num(v)}"><title>{escape(s.label)}, {d.isoformat()}: {v:.3f}</title></circle>'
+            for d, v in s.points
+        )
+        parts.append("</g>")
+    for r, row in enumerate(legend_rows):
+        y = plot_y1 + 34 + 18 * r
+        for label, colour, kind, x in row:
+            x += plot_x0
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" stroke="{colour}" '
+                f"{_LEGEND_KEYS[kind]}/>"
+                f'<text x="{x + 28:.1f}" y="{y}" font-size="12" fill="{INK}">{escape(label)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)

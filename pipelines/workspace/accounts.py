@@ -37,6 +37,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "reidentify": frozenset({Role.LEAD}),
     "view_aggregates": frozenset({Role.CLINICIAN, Role.LEAD, Role.ANALYST}),
     "administer": frozenset({Role.ADMIN}),
+    # The model's monitoring (drift, performance, gates, alerts) is population-wide and about whether the model
+    # and the feeds still hold: the data team's work (analysts, who read aggregates across teams) and oversight
+    # by administrators (the information-governance lead reads the audit trail there). Not a team's clinicians
+    # or lead: every page they see is their own team's, and whether to refit is not their call.
+    "view_monitoring": frozenset({Role.ANALYST, Role.ADMIN}),
 }
 TEAM_ROLES = frozenset({Role.CLINICIAN, Role.LEAD})
 """Roles that must belong to a team (analysts and admins may be organisation-wide)."""

@@ -32,12 +32,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from data_contracts.outcomes import OUTCOMES
 from models.reasons import LOWERS, RAISES
 from pipelines.publish import charts as html_charts
+from pipelines.publish import monitoring as html_monitoring
 from pipelines.publish.html import SETTING_ORDER, _timeline_events, person_waterfall
 from pipelines.publish.wording import TIER_ORDER
 from pipelines.settings import Settings
 from pipelines.workspace import audit, caseload
 from pipelines.workspace.accounts import Role, User, check_password, list_users
 from pipelines.workspace.audit import AuditEvent
+from pipelines.workspace.monitoring import MonitoringReader
 from pipelines.workspace.security import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -96,6 +98,7 @@ class Workspace:
     settings: Settings
     sessions: Sessions
     snapshots: SnapshotReader
+    monitoring: MonitoringReader
 
     @property
     def dir(self) -> Path:
@@ -125,7 +128,12 @@ def create_app(settings: Settings) -> FastAPI:
     """The workspace app. GET pages are plain functions (FastAPI runs them in its thread pool, so SQLite and
     chart rendering never block the event loop); form posts are async only to read the form."""
     sessions = Sessions(settings.workspace_dir, settings.workspace)
-    ws = Workspace(settings, sessions, SnapshotReader(settings.workspace_dir))
+    ws = Workspace(
+        settings,
+        sessions,
+        SnapshotReader(settings.workspace_dir),
+        MonitoringReader(settings.workspace_dir, settings.monitoring),
+    )
     # Autoescaping everywhere (not only for .html names): team names and ids are data, never markup.
     env = Environment(loader=FileSystemLoader(PACKAGE_DIR / "templates"), autoescape=True)
     templates = Jinja2Templates(env=env)
@@ -487,6 +495,16 @@ def create_app(settings: Settings) -> FastAPI:
             rows = [r for r in rows if r.get("breakdown") != "team" or r.get("group") == session.user.team_id]
         ws.audit(_event(session, "view_aggregates", "ok", detail=f"cells={len(rows)}"))
         return page(request, "aggregates.html", rows=rows)
+
+    @app.get("/monitoring", response_class=HTMLResponse)
+    def monitoring(request: Request) -> Response:
+        session = signed_in(request)
+        if not session.user.can("view_monitoring"):
+            return forbidden(request, session, "view_monitoring", "Your role does not show the model's monitoring.")
+        view = ws.monitoring.current()  # aggregates only: no person id reaches this page
+        detail = f"weeks={view.weeks} as_of={view.as_of.isoformat()}" if view else "nothing monitored yet"
+        ws.audit(_event(session, "view_monitoring", "ok", detail=detail))
+        return page(request, "monitoring.html", view=view, cell=html_monitoring.cell)
 
     @app.get("/admin", response_class=HTMLResponse)
     def admin(request: Request) -> Response:
