@@ -370,6 +370,7 @@ def test_a_weekly_run_is_named_logged_gated_monitored_and_summarised(
     with duckdb.connect(str(home / "riskstrat.duckdb"), read_only=True) as con:
         stored = con.execute("SELECT count(*) FROM monitoring_metrics WHERE as_of = ?", [as_of]).fetchall()[0][0]
     assert stored > 0 and Path(result["monitoring"]["report"]).exists()
+    assert (home / "workspace" / "monitoring.json").exists()  # the workspace's monitoring page reads this copy
     ingest_runs = [t for t in seen["tasks"] if t.startswith("ingest ")]
     assert not ingest_runs  # the batches are ingested by the ingest subflow, named per batch there
 

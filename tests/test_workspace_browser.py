@@ -251,3 +251,30 @@ def test_a_lead_reidentifies_a_person_of_their_own_team(workspace: tuple[Workspa
     assert ("reidentify", "ok", "T1P001") in [
         (r["action"], r["outcome"], r["person_id"]) for r in audit.records(home.settings.workspace_dir)
     ]
+
+
+def test_an_analyst_opens_the_monitoring_page_and_sees_its_charts(
+    workspace: tuple[WorkspaceHome, Server], page: object, tmp_path: Path
+) -> None:
+    from pipelines.monitor import default_report_path, publish_monitoring
+    from tests.test_workspace_monitoring import CHARTS, store_weeks
+
+    home, server = workspace
+    store_weeks(home)
+    publish_monitoring(home.settings, default_report_path(home.settings))
+    refused: list[str] = []  # a style or markup the page's Content-Security-Policy blocked would be logged here
+    page.on("console", lambda message: refused.append(message.text))  # type: ignore[attr-defined]
+    _login(page, server, "analyst")
+    page.click("nav >> text=Monitoring")  # type: ignore[attr-defined]
+    assert page.url.endswith("/monitoring")  # type: ignore[attr-defined]
+    for key in CHARTS:
+        box = page.locator(f"#chart-{key} svg").bounding_box()  # type: ignore[attr-defined]
+        assert box and box["width"] > 600 and box["height"] > 150, key
+    drift = page.locator("#chart-feature-drift svg")  # type: ignore[attr-defined]
+    assert drift.locator("g.line").count() == 3 and drift.locator("circle").count() == 24
+    assert "gp_telephone_3m drifted (PSI 0.4)" in page.inner_text("#alerts-now")  # type: ignore[attr-defined]
+    assert not [m for m in refused if "Content Security Policy" in m], refused
+    _shot(page, tmp_path, "workspace_monitoring")
+    assert ("analyst", "view_monitoring", "ok") in [
+        (r["user_name"], r["action"], r["outcome"]) for r in audit.records(home.settings.workspace_dir)
+    ]
