@@ -4,6 +4,7 @@ score, publish. Checks the promises that only show when the pieces run together.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -364,6 +365,11 @@ def test_a_weekly_run_is_named_logged_gated_monitored_and_summarised(
         assert f"| {outcome} | {version} |" in text
     assert {"weekly-outputs", "monitoring-report", "model-card-emergency-admission"} <= set(seen["artifacts"])
     assert Path(result["score"]["published"]["folder"]).as_uri() in seen["artifacts"]["weekly-outputs"].data
+    # The run's first line already names it (weekly_started_name; Prefect names a run before its first line),
+    # never by a random name; it is renamed to its as-of date once the ingest tells it.
+    beginning = [message for _, message in seen["logs"] if message.startswith("Beginning flow run")]
+    assert len(beginning) == 1, seen["logs"]
+    assert re.fullmatch(r"Beginning flow run 'weekly \(started \d{4}-\d\d-\d\d\)' for flow 'weekly'", beginning[0])
     ours = [message for name, message in seen["logs"] if name.startswith("riskstrat")]
     assert any(m.startswith("scored people_scored") for m in ours), seen["logs"]
     assert any(m.startswith("data quality:") for m in ours), seen["logs"]
