@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def loopback_server(state: Path, ui: bool = False, start_seconds: float = 40) -> Iterator[dict[str, str]]:
+def loopback_server(state: Path, ui: bool = False, start_seconds: float = 120) -> Iterator[dict[str, str]]:
     """Start `prefect server start` on a free loopback port with its state (database, log) in `state`; yield the
     environment a client process needs (PREFECT_API_URL and PREFECT_HOME set); stop it on leaving.
     Raises RuntimeError when it does not answer within `start_seconds`."""
