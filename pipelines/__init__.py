@@ -9,14 +9,16 @@ riskstrat's own log lines (counts only) reach the Prefect UI: the `riskstrat` lo
 loggers (its records inside a flow or task run go to the API beside Prefect's own), at INFO unless
 RISKSTRAT_LOG_LEVEL says otherwise; outside a run the records are not sent and not warned about. Prefect logs
 at INFO too; the CLI keeps Prefect's INFO lines off the terminal (`pipelines.cli`), not off the UI.
+
+The home folder itself is made only when Prefect is about to be used (`make_prefect_home`, called by
+`pipelines.flows` before it imports Prefect): importing `pipelines` writes nothing, so a command that takes the
+plain path (`pipelines.jobs`) leaves no var/.prefect in the folder it was started from.
 """
 
 import logging
 import os
 
 os.environ.setdefault("PREFECT_HOME", os.path.abspath(os.path.join("var", ".prefect")))
-# Prefect creates only the last folder of its home; make the whole path.
-os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
@@ -28,3 +30,10 @@ if logging.getLogger("riskstrat").level == logging.NOTSET:
 # The first start on a fresh machine creates and migrates Prefect's database: on 2 busy cores that has taken
 # longer than Prefect's 20 s default.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def make_prefect_home() -> str:
+    """Make Prefect's home folder (Prefect creates only its last folder, and warns and fails without the rest):
+    call before importing Prefect."""
+    os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)
+    return os.environ["PREFECT_HOME"]

@@ -24,7 +24,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-import pipelines  # noqa: F401  (sets Prefect's environment defaults before any flow import)
+import pipelines  # sets Prefect's environment defaults before any flow import
 from data_contracts.errors import DomainError
 from pipelines.settings import Settings, load_settings
 from pipelines.workspace.cli import register as register_workspace_commands
@@ -97,6 +97,19 @@ def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
 
 
 _RUN_TAGS: Any = None
+
+
+def _run(job: str, **parameters: Any) -> Any:
+    """Run a job (`pipelines.jobs`) the way this command should: as its Prefect flow when a Prefect server is in
+    use (named runs, artifacts and logs in its API and UI, as the deployments' runs are), else in this process
+    without Prefect, which would otherwise start its temporary server first (about 14 s a command)."""
+    from pipelines.prefect_server import configured_api_url
+
+    if configured_api_url():
+        return getattr(_flows(), job)(**parameters)
+    from pipelines.jobs import run_plain
+
+    return run_plain(job, **parameters)
 
 
 def _flows() -> types.ModuleType:
@@ -200,7 +213,7 @@ def ingest(
     """Validate batches against the data contracts and load them into DuckDB (atomic and idempotent per batch)."""
     settings = _load(config, {"home": home, "db_path": db})
     batches = _expand_batches(batch_dirs, settings.ingest.batch_name_pattern)
-    reports = _flows().ingest(batch_dirs=[str(b) for b in batches], overrides=_flow_overrides(settings))
+    reports = _run("ingest", batch_dirs=[str(b) for b in batches], overrides=_flow_overrides(settings))
     print_reconciliation(reports)
 
 
@@ -353,7 +366,7 @@ def train(
     truth = truth or _default_truth(settings)
     if truth is not None and truth.exists():
         check_truth(truth, settings.outcomes)  # before Prefect starts; the flow checks again (deployments)
-    summary = _flows().train(overrides=_flow_overrides(settings), truth_path=str(truth) if truth else None, force=force)
+    summary = _run("train", overrides=_flow_overrides(settings), truth_path=str(truth) if truth else None, force=force)
     print_training_summary(summary, settings)
 
 
@@ -403,7 +416,7 @@ def score(
             console.print(f"[red]--reidentify wants TEAM_ID=FILE with an existing file, got {item!r}[/red]")
             raise typer.Exit(2)
         lookups[team] = path
-    summary = _flows().score(overrides=_flow_overrides(settings), as_of=as_of, reidentification=lookups or None)
+    summary = _run("score", overrides=_flow_overrides(settings), as_of=as_of, reidentification=lookups or None)
     print_score_summary(summary)
 
 
@@ -421,7 +434,7 @@ def print_score_summary(summary: dict[str, Any]) -> None:
 def weekly(config: ConfigOption = None, home: HomeOption = None) -> None:
     """The weekly refresh: ingest new batches from HOME/batches, then score and publish."""
     settings = _load(config, {"home": home})
-    summary = _flows().weekly(config=str(config) if config else None, overrides=_flow_overrides(settings))
+    summary = _run("weekly", config=str(config) if config else None, overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
     gates = summary["gates"]
     console.print(
@@ -471,6 +484,7 @@ def notify(
 ) -> None:
     """Notify a webhook whenever a riskstrat flow run fails, crashes or times out: saves a Webhook block and a
     Prefect automation on the server PREFECT_API_URL names (run again to change the URL)."""
+    pipelines.make_prefect_home()
     from pipelines.notify import AUTOMATION_NAME, BLOCK_NAME, install_failure_notification
 
     if not os.environ.get("PREFECT_API_URL"):
@@ -541,7 +555,7 @@ def demo(
     settings = _load(config, {"home": home, "synth": {"people": base.synth.people, **layout}})
     started = time.perf_counter()
     console.print(f"riskstrat demo: {settings.synth.people:,} synthetic people, seed {settings.seed}")
-    summary = _flows().demo(overrides=_flow_overrides(settings))
+    summary = _run("demo", overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
     print_training_summary(summary["train"], settings)
     print_score_summary(summary["score"])
@@ -598,8 +612,11 @@ def evaluate(
     if ctx.invoked_subcommand is not None:
         return
     settings = _load(config, {"home": home})
-    summary = _flows().evaluate(
-        overrides=_flow_overrides(settings), plan=str(plan) if plan else None, draws=str(draws) if draws else None
+    summary = _run(
+        "evaluate",
+        overrides=_flow_overrides(settings),
+        plan=str(plan) if plan else None,
+        draws=str(draws) if draws else None,
     )
     table = RichTable(title=f"Plan {summary['plan_id']} ({summary['plan_hash'][:12]}), data to {summary['data_end']}")
     for column in ("method", "outcome", "estimate", "95% interval", "people"):

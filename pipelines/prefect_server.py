@@ -1,6 +1,9 @@
 """A Prefect server on loopback, started and stopped by the caller: for the notification test (its trigger engine
 runs automations, which Prefect's temporary test server does not) and the Prefect UI screenshots. An operator
-runs `prefect server start` instead (see the README)."""
+runs `prefect server start` instead (see the README).
+
+`configured_api_url` tells, without importing Prefect, whether a Prefect server is in use: the CLI then runs its
+commands as flows on it, and otherwise in plain Python (`pipelines.jobs`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +21,25 @@ from pathlib import Path
 PREFECT = Path(sys.executable).with_name("prefect")
 # Services neither the test nor the screenshots need: fewer moving parts on a busy machine.
 _IDLE_SERVICES = ("SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "PAUSE_EXPIRATIONS")
+
+
+def configured_api_url() -> str | None:
+    """The Prefect API this process would talk to, as Prefect reads it: PREFECT_API_URL in the environment, else
+    in the active profile of PREFECT_PROFILES_PATH (default PREFECT_HOME/profiles.toml, where `prefect config set`
+    writes). None: Prefect would start its temporary server. Prefect is not imported (its import alone takes
+    1-3 s); the rarer places Prefect also reads (a prefect.toml or .env in the working folder) are not read."""
+    url = os.environ.get("PREFECT_API_URL", "").strip()
+    if url:
+        return url
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    profiles_path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        profiles = tomllib.loads(profiles_path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    url = str(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL", "")).strip()
+    return url or None
 
 
 def free_port() -> int:

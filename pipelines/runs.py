@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
@@ -33,9 +34,11 @@ _TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ET
 
 def is_transient(exc: BaseException) -> bool:
     """Whether trying again may succeed."""
-    from prefect.task_engine import TaskRunTimeoutError
-
-    if isinstance(exc, (DomainError, TaskRunTimeoutError, *_DETERMINISTIC_OS_ERRORS)):
+    # A task's own time limit exists only under Prefect: without Prefect loaded (the plain path) there is none,
+    # and importing it here would cost the plain path the seconds it saves.
+    prefect_engine = sys.modules.get("prefect.task_engine")
+    time_limit = (prefect_engine.TaskRunTimeoutError,) if prefect_engine is not None else ()
+    if isinstance(exc, (DomainError, *time_limit, *_DETERMINISTIC_OS_ERRORS)):
         return False
     if isinstance(exc, ConnectionError | TimeoutError | BlockingIOError | InterruptedError):
         return True
