@@ -99,14 +99,15 @@ def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
 _RUN_TAGS: Any = None
 
 
-def _run(job: str, **parameters: Any) -> Any:
+def _run(job: str, settings: Settings, **parameters: Any) -> Any:
     """Run a job (`pipelines.jobs`) the way this command should: as its Prefect flow when a Prefect server is in
-    use (named runs, artifacts and logs in its API and UI, as the deployments' runs are), else in this process
-    without Prefect, which would otherwise start its temporary server first (about 14 s a command)."""
+    use (named runs, artifacts and logs in its API and UI, as the deployments' runs are) or the settings choose
+    Prefect's Dask task runner, else in this process without Prefect, which would otherwise start its temporary
+    server first (about 14 s a command)."""
     from pipelines.prefect_server import configured_api_url
 
-    if configured_api_url():
-        return getattr(_flows(), job)(**parameters)
+    if configured_api_url() or settings.runs.task_runner != "local":
+        return _flows().flow_for(job, settings)(**parameters)
     from pipelines.jobs import run_plain
 
     return run_plain(job, **parameters)
@@ -213,7 +214,7 @@ def ingest(
     """Validate batches against the data contracts and load them into DuckDB (atomic and idempotent per batch)."""
     settings = _load(config, {"home": home, "db_path": db})
     batches = _expand_batches(batch_dirs, settings.ingest.batch_name_pattern)
-    reports = _run("ingest", batch_dirs=[str(b) for b in batches], overrides=_flow_overrides(settings))
+    reports = _run("ingest", settings, batch_dirs=[str(b) for b in batches], overrides=_flow_overrides(settings))
     print_reconciliation(reports)
 
 
@@ -366,7 +367,9 @@ def train(
     truth = truth or _default_truth(settings)
     if truth is not None and truth.exists():
         check_truth(truth, settings.outcomes)  # before Prefect starts; the flow checks again (deployments)
-    summary = _run("train", overrides=_flow_overrides(settings), truth_path=str(truth) if truth else None, force=force)
+    summary = _run(
+        "train", settings, overrides=_flow_overrides(settings), truth_path=str(truth) if truth else None, force=force
+    )
     print_training_summary(summary, settings)
 
 
@@ -416,7 +419,9 @@ def score(
             console.print(f"[red]--reidentify wants TEAM_ID=FILE with an existing file, got {item!r}[/red]")
             raise typer.Exit(2)
         lookups[team] = path
-    summary = _run("score", overrides=_flow_overrides(settings), as_of=as_of, reidentification=lookups or None)
+    summary = _run(
+        "score", settings, overrides=_flow_overrides(settings), as_of=as_of, reidentification=lookups or None
+    )
     print_score_summary(summary)
 
 
@@ -434,7 +439,7 @@ def print_score_summary(summary: dict[str, Any]) -> None:
 def weekly(config: ConfigOption = None, home: HomeOption = None) -> None:
     """The weekly refresh: ingest new batches from HOME/batches, then score and publish."""
     settings = _load(config, {"home": home})
-    summary = _run("weekly", config=str(config) if config else None, overrides=_flow_overrides(settings))
+    summary = _run("weekly", settings, config=str(config) if config else None, overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
     gates = summary["gates"]
     console.print(
@@ -555,7 +560,7 @@ def demo(
     settings = _load(config, {"home": home, "synth": {"people": base.synth.people, **layout}})
     started = time.perf_counter()
     console.print(f"riskstrat demo: {settings.synth.people:,} synthetic people, seed {settings.seed}")
-    summary = _run("demo", overrides=_flow_overrides(settings))
+    summary = _run("demo", settings, overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
     print_training_summary(summary["train"], settings)
     print_score_summary(summary["score"])
@@ -614,6 +619,7 @@ def evaluate(
     settings = _load(config, {"home": home})
     summary = _run(
         "evaluate",
+        settings,
         overrides=_flow_overrides(settings),
         plan=str(plan) if plan else None,
         draws=str(draws) if draws else None,

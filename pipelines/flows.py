@@ -65,6 +65,17 @@ erase_opted_out_decisions_task = _as_task(
 gates_task = _as_task(jobs.gates_step, name="gates", task_run_name="data-quality gates as of {as_of}")
 monitor_task = _as_task(jobs.monitor_step, name="monitor", task_run_name="monitor {as_of}")
 evaluate_task = _as_task(jobs.evaluate_step, name="evaluate_task")
+stage_partitions_task = _as_task(
+    jobs.stage_partitions_step, name="stage partitions", task_run_name="features in person partitions"
+)
+score_partition_task = _as_task(
+    jobs.score_partition_step, name="score partition", task_run_name=lambda: _partition_run_name("score")
+)
+list_people_task = _as_task(jobs.list_people_step, name="list people", task_run_name="tiers and team lists")
+explain_partition_task = _as_task(
+    jobs.explain_partition_step, name="explain partition", task_run_name=lambda: _partition_run_name("explain")
+)
+assemble_task = _as_task(jobs.assemble_step, name="assemble", task_run_name="assemble and store the scores")
 
 TASKS: dict[Callable[..., Any], Task] = {
     t.fn: t
@@ -79,8 +90,38 @@ TASKS: dict[Callable[..., Any], Task] = {
         gates_task,
         monitor_task,
         evaluate_task,
+        stage_partitions_task,
+        score_partition_task,
+        list_people_task,
+        explain_partition_task,
+        assemble_task,
     )
 }
+
+
+def _partition_run_name(verb: str) -> str:
+    from prefect.runtime import task_run
+
+    from pipelines.partitions import partition_number
+
+    return f"{verb} partition {partition_number(task_run.parameters['features_path'])}"
+
+
+def task_runner_for(settings: Settings) -> Any:
+    """The task runner `runs.task_runner` names: None for the flows' own (one process), else Prefect's Dask
+    task runner on the scheduler at `runs.dask_address` (a temporary LocalCluster when it is not set)."""
+    if settings.runs.task_runner == "local":
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    address = settings.runs.dask_address
+    return DaskTaskRunner(address=address) if address else DaskTaskRunner()
+
+
+def flow_for(name: str, settings: Settings) -> Flow:
+    """The flow `name` with the task runner its settings choose."""
+    runner = task_runner_for(settings)
+    return FLOWS[name] if runner is None else FLOWS[name].with_options(task_runner=runner)
 
 
 class PrefectRunner:
@@ -99,8 +140,20 @@ class PrefectRunner:
             options |= {"retries": r.retries, "retry_delay_seconds": r.retry_delay_seconds}
         return t.with_options(**options)
 
-    def job(self, name: str) -> Flow:
-        return FLOWS[name]
+    def job(self, name: str) -> Callable[..., Any]:
+        def subflow(config: str | None = None, overrides: dict[str, Any] | None = None, **parameters: Any) -> Any:
+            settings = jobs.settings_from(config, overrides)
+            return flow_for(name, settings)(config=config, overrides=overrides, **parameters)
+
+        return subflow
+
+    def map(
+        self, fn: Callable[..., Any], settings: Settings, limit: str | None, items: list[Any], **constants: Any
+    ) -> list[Any]:
+        from prefect import unmapped
+
+        step = self.step(fn, settings, limit)
+        return step.map(items, **{k: unmapped(v) for k, v in constants.items()}).result()
 
     def table_artifact(self, key: str, table: list[dict[str, Any]], description: str) -> None:
         create_table_artifact(key=key, table=table, description=description)

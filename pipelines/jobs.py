@@ -58,6 +58,13 @@ class Runner(Protocol):
         """Another job (a subflow under Prefect), called with keyword arguments."""
         ...
 
+    def map(
+        self, fn: Callable[..., Any], settings: Settings, limit: str | None, items: list[Any], **constants: Any
+    ) -> list[Any]:
+        """`fn(item, **constants)` for each item, as a step (under Prefect: on the flow's task runner, e.g. Dask);
+        the results in the items' order."""
+        ...
+
     def table_artifact(self, key: str, table: list[dict[str, Any]], description: str) -> None: ...
 
     def link_artifact(self, key: str, link: str, link_text: str, description: str) -> None: ...
@@ -116,6 +123,63 @@ def score_step(settings: Settings, as_of: str | None, data_warning: str | None =
 
     # Not stored here: publish_step stores the scores and lists with the folder it publishes.
     result = score_population(settings, date.fromisoformat(as_of) if as_of else None, data_warning=data_warning)
+    log.info("scored %s", ", ".join(f"{k} {v:,}" for k, v in result.counts().items()))
+    return result
+
+
+def stage_partitions_step(settings: Settings, as_of: str | None, data_warning: str | None = None) -> Any:
+    """Read the warehouse and build everyone's features once (as the one-process run does), then write them as
+    one Parquet file per person partition for the workers (`pipelines.partitions`)."""
+    from pipelines.partitions import write_partitions
+    from pipelines.scoring import stage_scoring
+
+    staged = stage_scoring(settings, date.fromisoformat(as_of) if as_of else None, data_warning=data_warning)
+    folder = _partition_folder(settings, staged.run_id)
+    paths = write_partitions(staged.features, settings.runs.score_partitions, folder)
+    log.info("features of %d people in %d partitions", staged.features.height, len(paths))
+    return staged, paths
+
+
+def _partition_folder(settings: Settings, run_id: str) -> Path:
+    return (settings.runs.partition_dir or settings.home / "partitions").resolve() / run_id
+
+
+def score_partition_step(features_path: str, registry: str, versions: dict[str, str], ranking: str) -> str:
+    from pipelines.partitions import score_partition
+
+    return score_partition(features_path, registry, versions, ranking)
+
+
+def list_people_step(staged: Any, score_paths: list[str]) -> Any:
+    """The population-wide reduce, once: tiers, team lists at capacity, changes, leavers, rising risk."""
+    from pipelines.partitions import gather_scores
+    from pipelines.scoring import list_people
+
+    return list_people(staged, gather_scores(score_paths))
+
+
+def explain_partition_step(
+    features_path: str, listed_path: str, registry: str, outcome: str, version: str, top_reasons: int, currency: str
+) -> tuple[str, str]:
+    from pipelines.partitions import explain_partition
+
+    return explain_partition(features_path, listed_path, registry, outcome, version, top_reasons, currency)
+
+
+def assemble_step(staged: Any, listed: Any, reason_paths: list[tuple[str, str]]) -> Any:
+    """The reasons in the one-process order, the publication assembled and the scores stored."""
+    from pipelines.partitions import gather_reasons
+    from pipelines.scoring import assemble_result, explain_people
+    from pipelines.warehouse import store_scores
+
+    settings = staged.settings
+    if reason_paths:
+        reasons = gather_reasons(reason_paths)
+    else:  # no one listed: what the one-process run explains (nobody)
+        ranking = staged.models[settings.scoring.ranking_outcome]
+        reasons = explain_people(ranking, staged.features.head(0), settings.scoring.top_reasons, staged.currency)
+    result = assemble_result(staged, listed, reasons)
+    store_scores(settings.db, result)
     log.info("scored %s", ", ".join(f"{k} {v:,}" for k, v in result.counts().items()))
     return result
 
@@ -276,7 +340,7 @@ def _score_and_publish(
     data_warning: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The scoring and publishing steps shared by the score and weekly jobs, with their artifacts."""
-    result = run.step(score_step, settings, "score")(settings, as_of, data_warning)
+    result = _score(run, settings, as_of, data_warning)
     published = run.step(publish_step, settings, "publish")(settings, result, reidentification)
     counts = result.counts()
     prov = result.publication.provenance
@@ -299,6 +363,49 @@ def _score_and_publish(
         "published": published,
         "model_versions": dict(prov.model_versions),
     }
+
+
+def _score(run: Runner, settings: Settings, as_of: str | None, data_warning: str | None) -> Any:
+    """Everyone scored, listed and explained: in one step, or (`runs.task_runner = "dask"`) mapped per person
+    partition with the population-wide reduce once in between (`pipelines.partitions`)."""
+    import shutil
+
+    if settings.runs.task_runner == "local":
+        return run.step(score_step, settings, "score")(settings, as_of, data_warning)
+    from pipelines.partitions import partition_number, write_listed
+
+    staged, feature_paths = run.step(stage_partitions_step, settings, "score")(settings, as_of, data_warning)
+    folder = _partition_folder(settings, staged.run_id)
+    try:
+        registry = str(settings.registry.resolve())
+        ranking = settings.scoring.ranking_outcome
+        score_paths = run.map(
+            score_partition_step,
+            settings,
+            "score",
+            feature_paths,
+            registry=registry,
+            versions=staged.versions,
+            ranking=ranking,
+        )
+        listed = run.step(list_people_step, settings, "score")(staged, score_paths)
+        listed_path, holding = write_listed(listed.marked, folder, settings.runs.score_partitions)
+        to_explain = [p for p in feature_paths if partition_number(p) in holding]
+        reason_paths = run.map(
+            explain_partition_step,
+            settings,
+            "score",
+            to_explain,
+            listed_path=listed_path,
+            registry=registry,
+            outcome=ranking,
+            version=staged.versions[ranking],
+            top_reasons=settings.scoring.top_reasons,
+            currency=staged.currency,
+        )
+        return run.step(assemble_step, settings, "score")(staged, listed, reason_paths)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # person-level features: kept no longer than the run
 
 
 def score_job(
@@ -434,6 +541,12 @@ class PlainRunner:
 
     def job(self, name: str) -> Callable[..., Any]:
         return functools.partial(JOBS[name], self)
+
+    def map(
+        self, fn: Callable[..., Any], settings: Settings, limit: str | None, items: list[Any], **constants: Any
+    ) -> list[Any]:
+        step = self.step(fn, settings, limit)
+        return [step(item, **constants) for item in items]
 
     def table_artifact(self, key: str, table: list[dict[str, Any]], description: str) -> None:
         pass

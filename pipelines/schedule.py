@@ -32,25 +32,25 @@ def deployments(settings: Settings, config: Path | None = None) -> list[Any]:
     """The weekly refresh (ingest new batches, gate, score, publish, monitor) on `schedule.weekly_cron`, model
     retraining as its own deployment on `schedule.retrain_cron` and the evaluation of case management on
     `schedule.evaluate_cron` (monthly), all in `schedule.timezone`."""
-    from pipelines.flows import evaluate, train, weekly
+    from pipelines.flows import flow_for
 
     parameters = deployment_parameters(settings, config)
     schedule = settings.schedule
     planned = (
         (
-            weekly,
+            flow_for("weekly", settings),
             "riskstrat-weekly",
             schedule.weekly_cron,
             "Ingest new batches, check their quality, score everyone, publish each team's list, monitor drift.",
         ),
         (
-            train,
+            flow_for("train", settings),
             "riskstrat-retrain",
             schedule.retrain_cron,
             "Retrain every outcome's model; promote only models not worse than the current one.",
         ),
         (
-            evaluate,
+            flow_for("evaluate", settings),
             "riskstrat-evaluate",
             schedule.evaluate_cron,
             "Evaluate the case-management service against its frozen plan; write the report.",

@@ -120,9 +120,40 @@ def score_population(
     settings: Settings, as_of: date | None = None, tables: Tables | None = None, data_warning: str | None = None
 ) -> ScoreResult:
     """`data_warning` (the data-quality gates' statement when scoring goes ahead despite errors) is stated on
-    every output, beside the data batches."""
-    from models.explain import EXPLANATION_SCALE
-    from models.reasons import build_reasons
+    every output, beside the data batches. In one process: the same steps the partitioned run maps
+    (`pipelines.partitions`), applied to everyone at once."""
+    staged = stage_scoring(settings, as_of, tables, data_warning)
+    ranking = settings.scoring.ranking_outcome
+    scores = score_people(staged.models, staged.features, ranking)
+    listed = list_people(staged, scores)
+    reasons = explain_people(
+        staged.models[ranking],
+        staged.features.join(listed.marked.select("person_id"), on="person_id", how="semi"),
+        settings.scoring.top_reasons,
+        staged.currency,
+    )
+    return assemble_result(staged, listed, reasons)
+
+
+@dataclass
+class StagedScoring:
+    """What a run scores, read once: the as-of date, the tables, the current models and everyone's features."""
+
+    settings: Settings
+    as_of: date
+    tables: Tables
+    versions: dict[str, str]
+    models: dict[str, TrainedModel]
+    batches: list[str]
+    run_id: str
+    currency: str
+    data_warning: str | None
+    features: pl.DataFrame = field(repr=False)
+
+
+def stage_scoring(
+    settings: Settings, as_of: date | None = None, tables: Tables | None = None, data_warning: str | None = None
+) -> StagedScoring:
     from models.registry import ModelRegistry
 
     as_of = as_of or latest_extract_date(settings.db)
@@ -136,25 +167,70 @@ def score_population(
         raise NotReadyError(f"no current model for the ranking outcome {ranking!r}: run `riskstrat train` first")
     models = {o: registry.load(o, v) for o, v in versions.items()}
     checksums = batch_checksums(settings.db)
-    batches = list(checksums)
     digests = {o: registry.model_digest(o, v) for o, v in versions.items()}
     shaping = {"scoring": dataclasses.asdict(settings.scoring), "outcomes": dataclasses.asdict(settings.outcomes)}
-    run_id = run_id_for(as_of, digests, checksums, shaping)
-
     features = build_features(tables, as_of, history_start=earliest_event_date(settings.db)).collect()
+    return StagedScoring(
+        settings=settings,
+        as_of=as_of,
+        tables=tables,
+        versions=versions,
+        models=models,
+        batches=list(checksums),
+        run_id=run_id_for(as_of, digests, checksums, shaping),
+        currency=cost_currency(settings.db),
+        data_warning=data_warning,
+        features=features,
+    )
+
+
+def score_people(models: dict[str, TrainedModel], features: pl.DataFrame, ranking: str) -> pl.DataFrame:
+    """Each person's risk of each outcome and the ranking model's raw score, in the rows' order: row by row, so
+    scoring a partition of the people gives each of them exactly what scoring everyone does."""
+    # One booster pass per model: the probability is the calibrated raw score (what predict_proba computes).
+    raw_scores = {o: model.predict_raw_logodds(features) for o, model in models.items()}
+    return features.select("person_id").with_columns(
+        *[pl.Series(OUTCOMES_BY_NAME[o].risk_column, _calibrated(model, raw_scores[o])) for o, model in models.items()],
+        ranking_score=pl.Series(raw_scores[ranking]),
+    )
+
+
+def explain_people(model: TrainedModel, listed: pl.DataFrame, top_reasons: int, currency: str) -> Reasons:
+    """The reasons of the people listed (row by row, like `score_people`)."""
+    from models.reasons import build_reasons
+
+    return build_reasons(model, listed, top_reasons, currency)
+
+
+@dataclass
+class ListedPeople:
+    """The population-wide reduce: tiers over everyone, each team's list cut at its capacity (the draw at the
+    margin), the week-on-week changes, the leavers and the rising risk."""
+
+    population: pl.DataFrame
+    marked: pl.DataFrame
+    leavers: pl.DataFrame
+    rising: pl.DataFrame
+    draws: pl.DataFrame
+    earlier_as_of: date | None
+    opted_out: frozenset[str]
+
+
+def list_people(staged: StagedScoring, scores: pl.DataFrame) -> ListedPeople:
+    """`scores`: `score_people`'s frame for everyone, in the features' row order."""
+    settings, tables, as_of, features = staged.settings, staged.tables, staged.as_of, staged.features
+    if not scores["person_id"].equals(features["person_id"]):
+        raise ValueError("the scores are not in the features' row order")
+    ranking = settings.scoring.ranking_outcome
     risk_col = OUTCOMES_BY_NAME[ranking].risk_column
     persons = tables["persons"].select("person_id", "gp_practice").collect()
     population = features.select(
         "person_id", "age", "sex", "imd_decile", *[c for c in _SERVICE_FEATURES if c in features.columns]
     ).join(persons, on="person_id", how="left")
-    # One booster pass per model: the probability is the calibrated raw score (what predict_proba computes).
-    raw_scores = {o: model.predict_raw_logodds(features) for o, model in models.items()}
-    population = population.with_columns(
-        [pl.Series(OUTCOMES_BY_NAME[o].risk_column, _calibrated(model, raw_scores[o])) for o, model in models.items()]
-    )
+    population = population.with_columns(scores.drop("person_id", "ranking_score").get_columns())
     # Rank by the ranking model's raw score: the calibrators are strictly increasing in it, so the order is the
     # risks' order, and people with equal raw scores (equal risks) are ordered by the tie rule of `assign_tiers`.
-    population = population.with_columns(ranking_score=pl.Series(raw_scores[ranking]))
+    population = population.with_columns(scores["ranking_score"])
     population = assign_tiers(population, "ranking_score", settings.scoring.tiers)
     teams = tables["teams"].collect()
     # The draw's seed: the settings' seed and the date, so a rerun of the same week draws the same people.
@@ -177,24 +253,39 @@ def score_population(
         scoring.rising_threshold,
         scoring.rising_risk_people,
     )
+    return ListedPeople(
+        population=population,
+        marked=marked,
+        leavers=leavers,
+        rising=rising,
+        draws=draws,
+        earlier_as_of=earlier["as_of"][0] if earlier is not None else None,
+        opted_out=frozenset(opted_out),
+    )
 
-    listed = features.join(marked.select("person_id"), on="person_id", how="semi")
-    currency = cost_currency(settings.db)
-    reasons = build_reasons(models[ranking], listed, settings.scoring.top_reasons, currency)
+
+def assemble_result(staged: StagedScoring, listed: ListedPeople, reasons: Reasons) -> ScoreResult:
+    """What publishing writes, from the reduce and the reasons of the people listed."""
+    from models.explain import EXPLANATION_SCALE
+
+    settings, tables, as_of = staged.settings, staged.tables, staged.as_of
+    ranking = settings.scoring.ranking_outcome
+    scoring = settings.scoring
+    marked = listed.marked
+    currency = staged.currency
+    teams = tables["teams"].collect()
     # Joined on the person's team(s): the reasons go with each list the person is on.
     explanations = reasons.reasons.join(marked.select("person_id", "team_id"), on="person_id", how="inner")
     provenance = Provenance(
-        run_id=run_id,
+        run_id=staged.run_id,
         as_of=as_of,
-        model_versions=versions,
-        data_batches=tuple(batches),
+        model_versions=staged.versions,
+        data_batches=tuple(staged.batches),
         ranking_outcome=ranking,
         explain_scale=EXPLANATION_SCALE,
         cost_currency=currency,
-        data_warning=data_warning,
-        rising_risk=RisingRiskRule(
-            scoring.rising_risk_weeks, scoring.rising_threshold, earlier["as_of"][0] if earlier is not None else None
-        ),
+        data_warning=staged.data_warning,
+        rising_risk=RisingRiskRule(scoring.rising_risk_weeks, scoring.rising_threshold, listed.earlier_as_of),
     )
     team_list = _list_rows(marked, reasons, tables, as_of, ranking).with_columns(
         social_care_package=_package_text(currency)
@@ -203,13 +294,15 @@ def score_population(
         provenance=provenance,
         team_list=team_list,
         explanations=explanations.select(*SCHEMAS["explanations"]),
-        leavers=leavers,
+        leavers=listed.leavers,
         activity=activity_timeline(tables, marked.select("person_id"), as_of),
-        population_summary=_population_summary(population, teams, risk_col),
-        rising_risk=_rising_rows(rising),
-        opted_out_ids=frozenset(opted_out),
+        population_summary=_population_summary(listed.population, teams, OUTCOMES_BY_NAME[ranking].risk_column),
+        rising_risk=_rising_rows(listed.rising),
+        opted_out_ids=listed.opted_out,
     )
-    return ScoreResult(population=population, publication=publication, features=features, draws=draws)
+    return ScoreResult(
+        population=listed.population, publication=publication, features=staged.features, draws=listed.draws
+    )
 
 
 def _calibrated(model: TrainedModel, raw_logodds: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
@@ -99,6 +99,15 @@ class RunSettings:
     workspace_timeout_seconds: Seconds = 600  # the caseload export and the erasure of opted-out decisions
     retries: Annotated[StrictInt, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[StrictInt, Field(ge=0)] = 10
+    # Where scoring and explanation run: "local", one process (DuckDB and Polars, the default), or "dask":
+    # mapped per person partition on Prefect's Dask task runner (pipelines/partitions.py), on the scheduler at
+    # dask_address ("tcp://host:8786"), or on a temporary local cluster when it is not set.
+    task_runner: Literal["local", "dask"] = "local"
+    dask_address: StrictStr | None = None
+    score_partitions: Annotated[StrictInt, Field(ge=1, le=65536)] = 8
+    # The partitions' Parquet files (person-level, removed after each run): a folder every worker sees.
+    # Default: HOME/partitions.
+    partition_dir: Path | None = None
 
     def timeout(self, step: str) -> int:
         return int(getattr(self, f"{step}_timeout_seconds"))
