@@ -167,10 +167,9 @@ def explain_partition_step(
 
 
 def assemble_step(staged: Any, listed: Any, reason_paths: list[tuple[str, str]]) -> Any:
-    """The reasons in the one-process order, the publication assembled and the scores stored."""
+    """The reasons in the one-process order and the publication assembled (publish_step stores the scores)."""
     from pipelines.partitions import gather_reasons
     from pipelines.scoring import assemble_result, explain_people
-    from pipelines.warehouse import store_scores
 
     settings = staged.settings
     if reason_paths:
@@ -179,7 +178,6 @@ def assemble_step(staged: Any, listed: Any, reason_paths: list[tuple[str, str]])
         ranking = staged.models[settings.scoring.ranking_outcome]
         reasons = explain_people(ranking, staged.features.head(0), settings.scoring.top_reasons, staged.currency)
     result = assemble_result(staged, listed, reasons)
-    store_scores(settings.db, result)
     log.info("scored %s", ", ".join(f"{k} {v:,}" for k, v in result.counts().items()))
     return result
 
