@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -233,6 +233,15 @@ def calibration_warning(outcome: str, part_events: int, pooled_events: int, min_
         "towards the model's own probabilities. Read these risks as approximate: their order is sound, their "
         "level less so."
     )
+
+
+def scoring_calibration_warning(training_summary: Mapping[str, Any]) -> str | None:
+    """The calibration warning of the model that scores, from a registered version's training summary: the
+    refit's when the refit scores, else the evaluated model's."""
+    refit = training_summary.get("refit") or {}
+    if refit.get("refitted"):
+        return refit.get("calibration_warning")
+    return training_summary.get("calibration_warning")
 
 
 def outcome_labels(frame: pl.DataFrame, outcome: str) -> np.ndarray:

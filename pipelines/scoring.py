@@ -267,6 +267,7 @@ def list_people(staged: StagedScoring, scores: pl.DataFrame) -> ListedPeople:
 def assemble_result(staged: StagedScoring, listed: ListedPeople, reasons: Reasons) -> ScoreResult:
     """What publishing writes, from the reduce and the reasons of the people listed."""
     from models.explain import EXPLANATION_SCALE
+    from models.training import scoring_calibration_warning
 
     settings, tables, as_of = staged.settings, staged.tables, staged.as_of
     ranking = settings.scoring.ranking_outcome
@@ -285,6 +286,11 @@ def assemble_result(staged: StagedScoring, listed: ListedPeople, reasons: Reason
         explain_scale=EXPLANATION_SCALE,
         cost_currency=currency,
         data_warning=staged.data_warning,
+        calibration_warnings={
+            o: warning
+            for o, model in staged.models.items()
+            if (warning := scoring_calibration_warning(model.training_summary_)) is not None
+        },
         rising_risk=RisingRiskRule(scoring.rising_risk_weeks, scoring.rising_threshold, listed.earlier_as_of),
     )
     team_list = _list_rows(marked, reasons, tables, as_of, ranking).with_columns(

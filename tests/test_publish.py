@@ -535,6 +535,30 @@ def test_a_run_with_some_outcomes_in_dollars_states_the_currency(tmp_path: Path)
     assert listed["risk_frequent_user"].null_count() == listed.height
 
 
+def test_risks_calibrated_on_too_few_events_are_not_called_calibrated(tmp_path: Path) -> None:
+    # The small-sample path of models.training: the ranking model (and another) calibrated on too few events.
+    warnings = {"emergency_admission": "few events", "high_cost": "few events"}
+    _publish(tmp_path, provenance=replace(PROVENANCE, calibration_warnings=warnings), reidentification=None)
+    run = tmp_path / AS_OF.isoformat()
+    about = " ".join(
+        str(c)
+        for row in openpyxl.load_workbook(run / "teams/T1/T1_list.xlsx")["About"].iter_rows(values_only=True)
+        for c in row
+        if c
+    )
+    page = (run / "teams/T1/index.html").read_text()
+    for text in (about, page):
+        assert "calibrated probability" not in text
+        assert "Risk is an approximate probability" in text and "The order of the list is sound" in text
+        assert "The high cost risks on the person pages are approximate" in text
+
+
+def test_calibrated_risks_are_called_calibrated(published: Published) -> None:
+    about = openpyxl.load_workbook(published.root / "teams/T1/T1_list.xlsx")["About"]
+    assert any("Risk is a calibrated probability" in str(c) for row in about.iter_rows(values_only=True) for c in row)
+    assert "approximate" not in (published.root / "teams/T1/index.html").read_text()
+
+
 # --- the team's files -------------------------------------------------------------------------------------------------
 
 

@@ -21,10 +21,10 @@ from pipelines.publish.charts import tier_colours
 from pipelines.publish.publication import REID_COLUMNS, Provenance
 from pipelines.publish.wording import (
     CHANGE_WORDS,
-    HOW_TO_READ,
     LEAVER_WORDS,
     PROTECTIVE_MARKING,
     TIER_ORDER,
+    how_to_read,
     outcome_words,
     uk_date,
 )
@@ -255,7 +255,8 @@ def _about_rows(team: TeamData, prov: Provenance) -> list[tuple[str, str]]:
             ),
         ),
     ]
-    rows += [("How to read this list" if i == 0 else "", text) for i, text in enumerate(HOW_TO_READ)]
+    sentences = how_to_read(prov.ranking_outcome, prov.calibration_warnings)
+    rows += [("How to read this list" if i == 0 else "", text) for i, text in enumerate(sentences)]
     return rows
 
 

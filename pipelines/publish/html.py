@@ -25,10 +25,10 @@ from pipelines.publish.charts import TimelineEvent, WaterfallStep, fmt_pct, tier
 from pipelines.publish.publication import Provenance
 from pipelines.publish.wording import (
     ALL_TIERS,
-    HOW_TO_READ,
     LEAVER_WORDS,
     PROTECTIVE_MARKING,
     TIER_ORDER,
+    how_to_read,
     impactability,
     outcome_words,
     services,
@@ -143,7 +143,7 @@ def team_page(team: TeamData, prov: Provenance, local: Path | None = None) -> st
         rows=rows,
         stats=_team_stats(team),
         leavers=leavers,
-        how_to_read=HOW_TO_READ,
+        how_to_read=how_to_read(prov.ranking_outcome, prov.calibration_warnings),
         rising=[{**r, "name": r.get("name")} for r in team.rising.iter_rows(named=True)],
         rising_rule=prov.rising_risk,
     )

@@ -43,6 +43,9 @@ class Provenance:
     # stated wherever the data batches are.
     data_warning: str | None = None
     rising_risk: RisingRiskRule | None = None
+    # outcome -> the plain warning of a scoring model calibrated on too few events (the small-sample path of
+    # models.training): its risks are approximate, and every "how to read" says so instead of "calibrated".
+    calibration_warnings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def model_versions_text(self) -> str:

@@ -3,7 +3,7 @@ says, dates the UK way. (The pages' own wording lives in their templates.)"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -15,10 +15,13 @@ that names a person (the commissioners' aggregate carries none)."""
 TIER_ORDER = ("very high", "high", "moderate", "low")
 ALL_TIERS = "all tiers"
 """The commissioners' summary's row of every tier together."""
+CALIBRATED_RISK = (
+    "Risk is a calibrated probability: 30% means that about 3 in 10 people with similar records had the outcome."
+)
 HOW_TO_READ = (
     "Everyone here is registered with a practice your team covers and is among the people most likely to have "
     "the outcome named at the top in the coming year. Rank 1 is the highest risk in your team.",
-    "Risk is a calibrated probability: 30% means that about 3 in 10 people with similar records had the outcome.",
+    CALIBRATED_RISK,
     "Tier shows where the person sits in the whole population: very high, high, moderate or low.",
     "Reasons are the factors that moved this person's score most, in plain words. They describe what the model "
     "noticed in the records, not what caused the risk, and they can be out of date.",
@@ -36,6 +39,26 @@ LEAVER_WORDS = {
     "moved team": "Moved to another team's list",
     "risk fell": "Risk fell below this week's cut-off",
 }
+
+
+def how_to_read(ranking_outcome: str, calibration_warnings: Mapping[str, str]) -> tuple[str, ...]:
+    """HOW_TO_READ, true of this run's models: where a model was calibrated on too few events (its plain warning
+    in `calibration_warnings`), its risks are called approximate, never "calibrated"."""
+    if not calibration_warnings:
+        return HOW_TO_READ
+    if ranking_outcome in calibration_warnings:
+        risk = (
+            "Risk is an approximate probability: too few people had the outcome in the data the model was "
+            "calibrated on to set the level of its risks well. The order of the list is sound; read 30% as "
+            "roughly, not exactly, 3 in 10."
+        )
+    else:
+        risk = CALIBRATED_RISK
+    others = sorted(o for o in calibration_warnings if o != ranking_outcome)
+    if others:
+        named = " and ".join(outcome_words(o) for o in others)
+        risk += f" The {named} risks on the person pages are approximate: too few events to calibrate them well."
+    return tuple(risk if sentence == CALIBRATED_RISK else sentence for sentence in HOW_TO_READ)
 
 
 def tier_order(tiers: Sequence[str]) -> list[str]:
