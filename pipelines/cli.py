@@ -99,14 +99,14 @@ def _load(config: Path | None, overrides: dict[str, Any]) -> Settings:
 _RUN_TAGS: Any = None
 
 
-def _run(job: str, settings: Settings, **parameters: Any) -> Any:
+def _run(job: str, settings: Settings, as_flow: bool = False, **parameters: Any) -> Any:
     """Run a job (`pipelines.jobs`) the way this command should: as its Prefect flow when a Prefect server is in
-    use (named runs, artifacts and logs in its API and UI, as the deployments' runs are) or the settings choose
-    Prefect's Dask task runner, else in this process without Prefect, which would otherwise start its temporary
-    server first (about 14 s a command)."""
+    use (named runs, artifacts and logs in its API and UI, as the deployments' runs are), the settings choose
+    Prefect's Dask task runner or the command asks for the flow (`as_flow`), else in this process without Prefect,
+    which would otherwise start its temporary server first (about 14 s a command)."""
     from pipelines.prefect_server import configured_api_url
 
-    if configured_api_url() or settings.runs.task_runner != "local":
+    if as_flow or configured_api_url() or settings.runs.task_runner != "local":
         return _flows().flow_for(job, settings)(**parameters)
     from pipelines.jobs import run_plain
 
@@ -560,7 +560,9 @@ def demo(
     settings = _load(config, {"home": home, "synth": {"people": base.synth.people, **layout}})
     started = time.perf_counter()
     console.print(f"riskstrat demo: {settings.synth.people:,} synthetic people, seed {settings.seed}")
-    summary = _run("demo", settings, overrides=_flow_overrides(settings))
+    # The whole job as the deployments run it: Prefect's flows and tasks, on its temporary server when none is
+    # in use (started and stopped by Prefect; nothing to start by hand). Its start-up is small beside the demo.
+    summary = _run("demo", settings, as_flow=True, overrides=_flow_overrides(settings))
     print_reconciliation(summary["ingest"])
     print_training_summary(summary["train"], settings)
     print_score_summary(summary["score"])

@@ -138,3 +138,33 @@ def test_the_plain_ingest_reports_what_the_flow_reports(prefect_harness: None, b
     plain = run_plain("ingest", batch_dirs=dirs, overrides={"home": str(tmp_path / "plain")})
     assert plain == by_flow
     assert [r["status"] for r in plain] == ["loaded", "loaded"]
+
+
+def test_the_demo_runs_as_prefect_flows_even_without_a_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`make demo` shows the whole job as the deployments run it: the flow path, never the plain one."""
+    import types
+
+    from typer.testing import CliRunner
+
+    import pipelines.cli as cli
+    import pipelines.jobs as jobs
+
+    taken: list[str] = []
+
+    def flow_for(job: str, settings: Any) -> Any:
+        def run(**_: Any) -> Any:
+            taken.append(f"flow {job}")
+            raise SystemExit(0)  # the path is what is checked, not the demo itself
+
+        return run
+
+    def plain(job: str, **_: Any) -> Any:
+        taken.append(f"plain {job}")
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "_flows", lambda: types.SimpleNamespace(flow_for=flow_for))
+    monkeypatch.setattr(jobs, "run_plain", plain)
+    for name in [k for k in os.environ if k.startswith("PREFECT_API_URL")]:
+        monkeypatch.delenv(name)
+    CliRunner().invoke(cli.app, ["demo", "--home", str(tmp_path / "var")])
+    assert taken == ["flow demo"]
