@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,3 +27,22 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in an empty folder so no riskstrat.toml or var/ from the developer's tree leaks in."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def flaky_ingest(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """pipelines.ingest.ingest_batch replaced by one whose first call fails transiently (a network share gone)
+    and whose later calls load; returns the batch names it was called with, in order."""
+    import pipelines.ingest
+    from pipelines.ingest import IngestReport
+
+    calls: list[str] = []
+
+    def flaky(db_path: Path, batch_dir: Path, settings: Any = None) -> IngestReport:
+        calls.append(batch_dir.name)
+        if len(calls) == 1:
+            raise ConnectionResetError("the network share went away")
+        return IngestReport(batch_dir.name, "loaded")
+
+    monkeypatch.setattr(pipelines.ingest, "ingest_batch", flaky)
+    return calls

@@ -99,21 +99,13 @@ def test_a_prefect_server_is_in_use_when_the_environment_or_the_active_profile_n
 
 
 def test_the_plain_path_retries_a_transient_failure_as_the_flow_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flaky_ingest: list[str]
 ) -> None:
     import pipelines.ingest
     from data_contracts.batch import BatchRejected
     from pipelines.jobs import run_plain
 
-    calls: list[str] = []
-
-    def flaky(db_path: Path, batch_dir: Path, settings: Any = None) -> IngestReport:
-        calls.append(batch_dir.name)
-        if len(calls) == 1:
-            raise ConnectionResetError("the network share went away")
-        return IngestReport(batch_dir.name, "loaded")
-
-    monkeypatch.setattr(pipelines.ingest, "ingest_batch", flaky)
+    calls = flaky_ingest
     overrides = {"home": str(tmp_path), "runs": {"retry_delay_seconds": 0}}
     [report] = run_plain("ingest", batch_dirs=[str(tmp_path / "b0001")], overrides=overrides)
     assert report["status"] == "loaded" and calls == ["b0001", "b0001"]

@@ -128,21 +128,10 @@ def test_a_rejected_batch_fails_once_and_is_named_after_its_folder(prefect_harne
     assert run.run_count == 1 and run.state.is_failed()
 
 
-def test_a_transient_failure_is_retried(prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipelines.ingest
-
-    calls: list[str] = []
-
-    def flaky(db_path: Path, batch_dir: Path, settings: Any = None) -> IngestReport:
-        calls.append(batch_dir.name)
-        if len(calls) == 1:
-            raise ConnectionResetError("the network share went away")
-        return IngestReport(batch_dir.name, "loaded")
-
-    monkeypatch.setattr(pipelines.ingest, "ingest_batch", flaky)
+def test_a_transient_failure_is_retried(prefect_harness: None, tmp_path: Path, flaky_ingest: list[str]) -> None:
     state = _ingest(tmp_path, [str(tmp_path / "b0001")])
     assert state.is_completed(), state
-    assert calls == ["b0001", "b0001"]
+    assert flaky_ingest == ["b0001", "b0001"]
     [run] = _task_runs(state.state_details.flow_run_id)
     assert run.run_count == 2
 
